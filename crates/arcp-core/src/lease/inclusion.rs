@@ -1,0 +1,125 @@
+//! The one engine behind both [`super::Glob::matches`] and [`super::Glob::covers`]: does a
+//! token sequence (the *parent*) accept a sequence of symbols (the *subject*)?
+//!
+//! A target string is a subject made only of literal bytes; a child glob is a subject whose
+//! wildcards are opaque symbols. Each parent token absorbs a contiguous block of subject
+//! symbols, and only when every string of that block is in the token's language, so an
+//! accepted child glob denotes a subset of the parent's language (sound, conservative).
+//!
+//! The search runs over "reachable subject positions" as a bit set, one parent token at a
+//! time: `O(parent tokens × subject length / 64)` word operations, with no backtracking.
+//! Deliberately does not parse patterns (see `glob.rs`).
+
+use super::bitset::Bitset;
+
+/// The separator byte: `*` never crosses it. The same for every target kind (see `glob.rs`).
+pub(super) const SEP: u8 = b'/';
+
+/// One token of a compiled glob, with its language (`.` = any byte, `/` = [`SEP`]):
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Tok {
+    /// Exactly this byte.
+    Lit(u8),
+    /// `*`: `[^/]*`.
+    Star,
+    /// `**` that is not a whole path segment: `.*`.
+    Any,
+    /// A trailing `/**` segment: `(/.*)?` (zero or more further segments).
+    OptTail,
+    /// A `/**/` segment in the middle: `/(.*/)?` (zero or more segments in between).
+    SlashAny,
+}
+
+/// Symbols checked against parent tokens, with the per-position masks precomputed.
+pub(super) struct Subject {
+    syms: Vec<Tok>,
+    /// Positions holding a symbol inside one segment (`Lit(b != '/')` or `Star`).
+    in_segment: Bitset,
+    /// Positions holding a symbol whose strings all start and end with `/`
+    /// (`Lit('/')` or `SlashAny`).
+    slashy: Bitset,
+    /// Positions holding `OptTail`.
+    opt_tail: Bitset,
+    /// Lazily built `Lit(b)` masks, one per byte value.
+    literal: Vec<Option<Bitset>>,
+}
+
+impl Subject {
+    /// A subject made of `syms`.
+    pub(super) fn new(syms: Vec<Tok>) -> Subject {
+        let len = syms.len() + 1;
+        let mut in_segment = Bitset::zeros(len);
+        let mut slashy = Bitset::zeros(len);
+        let mut opt_tail = Bitset::zeros(len);
+        for (j, sym) in syms.iter().enumerate() {
+            match sym {
+                Tok::Lit(SEP) | Tok::SlashAny => slashy.insert(j),
+                Tok::Lit(_) | Tok::Star => in_segment.insert(j),
+                Tok::OptTail => opt_tail.insert(j),
+                Tok::Any => {}
+            }
+        }
+        Subject { syms, in_segment, slashy, opt_tail, literal: vec![None; 256] }
+    }
+
+    /// A subject made of the literal bytes of `s`.
+    pub(super) fn literal(s: &str) -> Subject {
+        Subject::new(s.bytes().map(Tok::Lit).collect())
+    }
+
+    fn literal_mask(&mut self, byte: u8) -> Bitset {
+        let slot = usize::from(byte);
+        if let Some(Some(mask)) = self.literal.get(slot) {
+            return mask.clone();
+        }
+        let mut mask = Bitset::zeros(self.syms.len() + 1);
+        for (j, sym) in self.syms.iter().enumerate() {
+            if *sym == Tok::Lit(byte) {
+                mask.insert(j);
+            }
+        }
+        if let Some(entry) = self.literal.get_mut(slot) {
+            *entry = Some(mask.clone());
+        }
+        mask
+    }
+
+    /// Whether `parent` accepts the whole subject (anchored at both ends).
+    pub(super) fn accepted_by(&mut self, parent: &[Tok]) -> bool {
+        let len = self.syms.len() + 1;
+        let mut reach = Bitset::single(len, 0);
+        for tok in parent {
+            reach = match *tok {
+                Tok::Lit(b) => reach.and(&self.literal_mask(b)).shifted_up(),
+                Tok::Star => {
+                    // Spread each reachable position to the end of its run of in-segment
+                    // symbols (and one past it): carry propagation does exactly that.
+                    let inside = reach.and(&self.in_segment);
+                    let spread = inside.plus(&self.in_segment).xor(&self.in_segment);
+                    reach.or(&spread)
+                }
+                Tok::Any => match reach.first() {
+                    Some(start) => Bitset::from_position(len, start),
+                    None => return false,
+                },
+                Tok::OptTail => {
+                    let mut next = reach.or(&reach.and(&self.opt_tail).shifted_up());
+                    if let Some(start) = reach.and(&self.slashy).first() {
+                        next = next.or(&Bitset::from_position(len, start + 1));
+                    }
+                    next
+                }
+                Tok::SlashAny => match reach.and(&self.slashy).first() {
+                    Some(start) => {
+                        self.slashy.and(&Bitset::from_position(len, start)).shifted_up()
+                    }
+                    None => return false,
+                },
+            };
+            if reach.is_empty() {
+                return false;
+            }
+        }
+        reach.contains(self.syms.len())
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests of the typed [`Lease`]: wire validation and the per-operation check.
