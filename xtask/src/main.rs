@@ -1,1 +1,28 @@
-fn main() {}
+//! `cargo xtask`: repository automation, kept small (in the style of rust-analyzer's xtask).
+//!
+//! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s types;
+//! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it).
+
+mod schemas;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["schemas"] => schemas::write(&xtask::project_root()),
+        ["schemas", "--check"] => schemas::check(&xtask::project_root()),
+        _ => {
+            eprintln!("usage: cargo xtask schemas [--check]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -85,7 +85,7 @@ impl proptest::arbitrary::Arbitrary for ErrorPayload {
 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (any::<ErrorCode>(), ".{0,20}", any::<bool>(), proptest::option::of(crate::message::arb::json_value()))
+        (any::<ErrorCode>(), ".{0,20}", any::<bool>(), proptest::option::of(crate::message::arb::non_null_value()))
             .prop_map(|(code, message, retryable, details)| ErrorPayload {
                 details,
                 ..ErrorPayload::new(code, message).with_retryable(retryable)

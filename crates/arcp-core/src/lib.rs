@@ -25,6 +25,8 @@ pub mod names;
 pub mod negotiate;
 pub mod schema;
 mod seq;
+#[cfg(test)]
+mod properties;
 mod timestamp;
 mod version;
 

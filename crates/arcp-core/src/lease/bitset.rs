@@ -14,7 +14,10 @@ pub(super) struct Bitset {
 impl Bitset {
     /// The empty set over `0..len`.
     pub(super) fn zeros(len: usize) -> Bitset {
-        Bitset { words: vec![0; len.div_ceil(64)], len }
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
     }
 
     /// `{ i }` over `0..len` (empty if `i >= len`).
@@ -26,16 +29,20 @@ impl Bitset {
 
     /// Adds `i` (ignored if out of range).
     pub(super) fn insert(&mut self, i: usize) {
-        if i < self.len {
-            if let Some(w) = self.words.get_mut(i / 64) {
-                *w |= 1 << (i % 64);
-            }
+        if i < self.len
+            && let Some(w) = self.words.get_mut(i / 64)
+        {
+            *w |= 1 << (i % 64);
         }
     }
 
     /// Whether `i` is in the set.
     pub(super) fn contains(&self, i: usize) -> bool {
-        i < self.len && self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        i < self.len
+            && self
+                .words
+                .get(i / 64)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     /// Whether the set is empty.
@@ -79,7 +86,11 @@ impl Bitset {
                 out
             })
             .collect();
-        Bitset { words, len: self.len }.trimmed()
+        Bitset {
+            words,
+            len: self.len,
+        }
+        .trimmed()
     }
 
     /// The sets read as little-endian integers and added, truncated to `0..len`.
@@ -96,7 +107,11 @@ impl Bitset {
                 s2
             })
             .collect();
-        Bitset { words, len: self.len }.trimmed()
+        Bitset {
+            words,
+            len: self.len,
+        }
+        .trimmed()
     }
 
     /// `{ i | from <= i < len }`.
@@ -107,28 +122,41 @@ impl Bitset {
             if lo + 64 <= from {
                 continue;
             }
-            *w = if from <= lo { u64::MAX } else { u64::MAX << (from - lo) };
+            *w = if from <= lo {
+                u64::MAX
+            } else {
+                u64::MAX << (from - lo)
+            };
         }
         set.trimmed()
     }
 
     fn zip(&self, other: &Bitset, op: impl Fn(u64, u64) -> u64) -> Bitset {
-        let words = self.words.iter().zip(&other.words).map(|(&a, &b)| op(a, b)).collect();
-        Bitset { words, len: self.len }
+        let words = self
+            .words
+            .iter()
+            .zip(&other.words)
+            .map(|(&a, &b)| op(a, b))
+            .collect();
+        Bitset {
+            words,
+            len: self.len,
+        }
     }
 
     fn trimmed(mut self) -> Bitset {
         let rem = self.len % 64;
-        if rem != 0 {
-            if let Some(last) = self.words.last_mut() {
-                *last &= (1 << rem) - 1;
-            }
+        if rem != 0
+            && let Some(last) = self.words.last_mut()
+        {
+            *last &= (1 << rem) - 1;
         }
         self
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

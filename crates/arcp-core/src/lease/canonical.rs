@@ -25,7 +25,10 @@ pub fn canonicalize_target(kind: TargetKind, target: &str) -> Result<String, Err
         TargetKind::Path => canonicalize_path(target),
         TargetKind::Url => canonicalize_url(target),
         TargetKind::Name => canonicalize_name(target),
-        TargetKind::Amount => Err(invalid_target(target, "cost.budget has no operation targets")),
+        TargetKind::Amount => Err(invalid_target(
+            target,
+            "cost.budget has no operation targets",
+        )),
     }
 }
 
@@ -55,7 +58,10 @@ pub fn canonicalize_url(target: &str) -> Result<String, Error> {
         .map_err(|r| r.to_owned())
         .and_then(|()| canonicalize_url_target(target))
         .and_then(|url| fits(url, MAX_TARGET_LEN).map_err(|r| r.to_owned()))
-        .map_err(|reason| Error::InvalidTarget { target: clip(target), reason })
+        .map_err(|reason| Error::InvalidTarget {
+            target: clip(target),
+            reason,
+        })
 }
 
 /// Canonicalises a name (tool, agent, model, vendor target): it is used as given, but must be
@@ -95,11 +101,19 @@ pub(super) fn check_text(s: &str, max: usize) -> Result<(), &'static str> {
 }
 
 fn check_path_text(s: &str) -> Result<(), &'static str> {
-    if s.contains('\\') { Err("contains `\\`, which some hosts treat as a separator") } else { Ok(()) }
+    if s.contains('\\') {
+        Err("contains `\\`, which some hosts treat as a separator")
+    } else {
+        Ok(())
+    }
 }
 
 fn fits(s: String, max: usize) -> Result<String, &'static str> {
-    if s.len() > max { Err("too long once canonicalised") } else { Ok(s) }
+    if s.len() > max {
+        Err("too long once canonicalised")
+    } else {
+        Ok(s)
+    }
 }
 
 /// Resolves `.`, `..` and empty segments of a `/`-separated path. With `pattern`, a `..` may
@@ -129,10 +143,14 @@ fn resolve_path(path: &str, pattern: bool) -> Result<String, &'static str> {
 }
 
 fn invalid_target(target: &str, reason: &str) -> Error {
-    Error::InvalidTarget { target: clip(target), reason: reason.to_owned() }
+    Error::InvalidTarget {
+        target: clip(target),
+        reason: reason.to_owned(),
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -154,7 +172,16 @@ mod tests {
 
     #[test]
     fn paths_fail_closed() {
-        for bad in ["", "/..", "/data/../../etc", "../x", "a/../..", "/a\0b", "/a\nb", "/a\\..\\b"] {
+        for bad in [
+            "",
+            "/..",
+            "/data/../../etc",
+            "../x",
+            "a/../..",
+            "/a\0b",
+            "/a\nb",
+            "/a\\..\\b",
+        ] {
             let err = canonicalize_path(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidTarget { .. }), "{bad:?}");
         }
@@ -163,7 +190,10 @@ mod tests {
 
     #[test]
     fn names_are_kept_but_checked() {
-        assert_eq!(canonicalize_name("github.create_issue").unwrap(), "github.create_issue");
+        assert_eq!(
+            canonicalize_name("github.create_issue").unwrap(),
+            "github.create_issue"
+        );
         assert_eq!(canonicalize_name("a/../b").unwrap(), "a/../b");
         assert!(canonicalize_name("").is_err());
         assert!(canonicalize_name("tool\u{7f}").is_err());

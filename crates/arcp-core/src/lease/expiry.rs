@@ -37,6 +37,10 @@ impl ExpiresAt {
         if !value.ends_with(['Z', 'z']) {
             return Err(invalid("must be UTC with a `Z` suffix"));
         }
+        if !matches!(value.as_bytes().get(10), Some(b'T' | b't')) {
+            // The `time` parser also takes a space here; ISO 8601 does not.
+            return Err(invalid("date and time must be separated by `T`"));
+        }
         let at = OffsetDateTime::parse(value, &Rfc3339)
             .map_err(|_| invalid("not an RFC 3339 timestamp"))?;
         if at.offset() != UtcOffset::UTC {
@@ -68,7 +72,10 @@ impl ExpiresAt {
         if self.unix_millis() > now_millis {
             Ok(())
         } else {
-            Err(Error::InvalidExpiresAt { value: self.to_string(), reason: "not in the future".to_owned() })
+            Err(Error::InvalidExpiresAt {
+                value: self.to_string(),
+                reason: "not in the future".to_owned(),
+            })
         }
     }
 
@@ -80,7 +87,9 @@ impl ExpiresAt {
     /// [`Error::LeaseExpired`] if expired at `now_millis`.
     pub fn check(&self, now_millis: u64) -> Result<(), Error> {
         if self.is_expired(now_millis) {
-            Err(Error::LeaseExpired { expires_at: self.to_string() })
+            Err(Error::LeaseExpired {
+                expires_at: self.to_string(),
+            })
         } else {
             Ok(())
         }
@@ -117,6 +126,7 @@ impl<'de> Deserialize<'de> for ExpiresAt {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -129,7 +139,12 @@ mod tests {
         assert_eq!(at.unix_millis(), T_MS);
         assert_eq!(at.to_string(), T);
         assert_eq!(ExpiresAt::parse("2030-01-02t03:04:05z").unwrap(), at);
-        assert_eq!(ExpiresAt::parse("2030-01-02T03:04:05.250Z").unwrap().unix_millis(), T_MS + 250);
+        assert_eq!(
+            ExpiresAt::parse("2030-01-02T03:04:05.250Z")
+                .unwrap()
+                .unix_millis(),
+            T_MS + 250
+        );
     }
 
     #[test]
@@ -161,9 +176,17 @@ mod tests {
         assert!(at.is_expired(T_MS));
         assert!(at.is_expired(T_MS + 1));
         assert!(at.check(T_MS - 1).is_ok());
-        assert_eq!(at.check(T_MS).unwrap_err(), Error::LeaseExpired { expires_at: T.to_owned() });
+        assert_eq!(
+            at.check(T_MS).unwrap_err(),
+            Error::LeaseExpired {
+                expires_at: T.to_owned()
+            }
+        );
         assert!(at.validate_future(T_MS - 1).is_ok());
-        assert!(matches!(at.validate_future(T_MS), Err(Error::InvalidExpiresAt { .. })));
+        assert!(matches!(
+            at.validate_future(T_MS),
+            Err(Error::InvalidExpiresAt { .. })
+        ));
     }
 
     #[test]

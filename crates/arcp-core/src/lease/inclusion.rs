@@ -40,8 +40,8 @@ pub(super) struct Subject {
     slashy: Bitset,
     /// Positions holding `OptTail`.
     opt_tail: Bitset,
-    /// Lazily built `Lit(b)` masks, one per byte value.
-    literal: Vec<Option<Bitset>>,
+    /// Lazily built `Lit(b)` masks, for the bytes asked about so far.
+    literal: Vec<(u8, Bitset)>,
 }
 
 impl Subject {
@@ -59,7 +59,13 @@ impl Subject {
                 Tok::Any => {}
             }
         }
-        Subject { syms, in_segment, slashy, opt_tail, literal: vec![None; 256] }
+        Subject {
+            syms,
+            in_segment,
+            slashy,
+            opt_tail,
+            literal: Vec::new(),
+        }
     }
 
     /// A subject made of the literal bytes of `s`.
@@ -67,21 +73,21 @@ impl Subject {
         Subject::new(s.bytes().map(Tok::Lit).collect())
     }
 
-    fn literal_mask(&mut self, byte: u8) -> Bitset {
-        let slot = usize::from(byte);
-        if let Some(Some(mask)) = self.literal.get(slot) {
-            return mask.clone();
-        }
-        let mut mask = Bitset::zeros(self.syms.len() + 1);
-        for (j, sym) in self.syms.iter().enumerate() {
-            if *sym == Tok::Lit(byte) {
-                mask.insert(j);
+    /// The positions holding `Lit(byte)` (always `Some`; built on first use).
+    fn literal_mask(&mut self, byte: u8) -> Option<&Bitset> {
+        if !self.literal.iter().any(|(b, _)| *b == byte) {
+            let mut mask = Bitset::zeros(self.syms.len() + 1);
+            for (j, sym) in self.syms.iter().enumerate() {
+                if *sym == Tok::Lit(byte) {
+                    mask.insert(j);
+                }
             }
+            self.literal.push((byte, mask));
         }
-        if let Some(entry) = self.literal.get_mut(slot) {
-            *entry = Some(mask.clone());
-        }
-        mask
+        self.literal
+            .iter()
+            .find(|(b, _)| *b == byte)
+            .map(|(_, mask)| mask)
     }
 
     /// Whether `parent` accepts the whole subject (anchored at both ends).
@@ -90,7 +96,10 @@ impl Subject {
         let mut reach = Bitset::single(len, 0);
         for tok in parent {
             reach = match *tok {
-                Tok::Lit(b) => reach.and(&self.literal_mask(b)).shifted_up(),
+                Tok::Lit(b) => match self.literal_mask(b) {
+                    Some(mask) => reach.and(mask).shifted_up(),
+                    None => return false,
+                },
                 Tok::Star => {
                     // Spread each reachable position to the end of its run of in-segment
                     // symbols (and one past it): carry propagation does exactly that.
@@ -110,9 +119,10 @@ impl Subject {
                     next
                 }
                 Tok::SlashAny => match reach.and(&self.slashy).first() {
-                    Some(start) => {
-                        self.slashy.and(&Bitset::from_position(len, start)).shifted_up()
-                    }
+                    Some(start) => self
+                        .slashy
+                        .and(&Bitset::from_position(len, start))
+                        .shifted_up(),
                     None => return false,
                 },
             };

@@ -93,11 +93,18 @@ impl Lease {
                 }
             }
             let grant = if capability == Capability::COST_BUDGET {
-                let amounts = raw.iter().map(|a| Amount::parse(a)).collect::<Result<Vec<_>, _>>()?;
+                let amounts = raw
+                    .iter()
+                    .map(|a| Amount::parse(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Budget::from_amounts(&amounts)?;
                 Grant::Amounts(amounts)
             } else {
-                Grant::Globs(raw.iter().map(|p| Glob::new(&capability, p)).collect::<Result<_, _>>()?)
+                Grant::Globs(
+                    raw.iter()
+                        .map(|p| Glob::new(&capability, p))
+                        .collect::<Result<_, _>>()?,
+                )
             };
             entries.insert(capability, grant);
         }
@@ -111,7 +118,9 @@ impl Lease {
                 .iter()
                 .map(|(capability, grant)| {
                     let patterns = match grant {
-                        Grant::Globs(globs) => globs.iter().map(|g| g.as_str().to_owned()).collect(),
+                        Grant::Globs(globs) => {
+                            globs.iter().map(|g| g.as_str().to_owned()).collect()
+                        }
                         Grant::Amounts(amounts) => amounts.iter().map(Amount::to_string).collect(),
                     };
                     (capability.to_string(), patterns)

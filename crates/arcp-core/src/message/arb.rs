@@ -68,3 +68,8 @@ pub fn budget_map() -> impl Strategy<Value = BTreeMap<String, Number>> {
 pub fn present_value() -> impl Strategy<Value = Option<Value>> {
     proptest::option::of(json_value())
 }
+
+/// Any JSON value but `null` (for `Option<Value>` fields where `null` means absent).
+pub fn non_null_value() -> impl Strategy<Value = Value> {
+    json_value().prop_filter("not null", |v| !v.is_null())
+}

@@ -57,7 +57,7 @@ pub struct Credential {
     pub profile: Option<String>,
     /// Constraints (the spec echoes lease keys; the TS SDK uses its own shape): kept raw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::json_value())"))]
+    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::non_null_value())"))]
     pub constraints: Option<serde_json::Value>,
 }
 

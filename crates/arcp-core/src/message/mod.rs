@@ -155,7 +155,7 @@ macro_rules! messages {
                 use proptest::prelude::*;
                 prop_oneof![
                     $(any::<$payload>().prop_map(Message::$variant),)*
-                    ("x-vendor\\.acme\\.[a-z]{1,6}", arb::json_value())
+                    ("x-vendor\\.acme\\.[a-z]{1,6}", arb::json_object().prop_map(serde_json::Value::Object))
                         .prop_map(|(type_name, payload)| Message::Vendor(VendorMessage { type_name, payload })),
                 ]
                 .boxed()
