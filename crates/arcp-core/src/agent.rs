@@ -30,10 +30,10 @@ impl AgentRef {
         if !is_agent_name(name) {
             return Err(err("name must match [a-z0-9][a-z0-9._-]*"));
         }
-        if let Some(v) = version {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'_' | b'-')) {
-                return Err(err("version must match [a-zA-Z0-9.+_-]+"));
-            }
+        if let Some(v) = version
+            && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'_' | b'-')))
+        {
+            return Err(err("version must match [a-zA-Z0-9.+_-]+"));
         }
         Ok(AgentRef { name: name.to_owned(), version: version.map(str::to_owned) })
     }
@@ -81,11 +81,17 @@ pub struct AgentEntry {
     #[cfg_attr(any(test, feature = "proptest"), proptest(regex = "[a-z][a-z0-9-]{0,8}"))]
     pub name: String,
     /// Registered versions (an unversioned-only agent lists none).
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::collection::vec(\"[0-9]\\\\.[0-9]\\\\.[0-9]\", 0..3)"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::collection::vec(\"[0-9]\\\\.[0-9]\\\\.[0-9]\", 0..3)")
+    )]
     pub versions: Vec<String>,
     /// The version a bare name resolves to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(\"[0-9]\\\\.[0-9]\\\\.[0-9]\")"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(\"[0-9]\\\\.[0-9]\\\\.[0-9]\")")
+    )]
     pub default: Option<String>,
 }
 
@@ -104,10 +110,9 @@ impl AgentInventory {
     pub fn normalize(&self) -> Vec<AgentEntry> {
         match self {
             AgentInventory::Rich(entries) => entries.clone(),
-            AgentInventory::Flat(names) => names
-                .iter()
-                .map(|n| AgentEntry { name: n.clone(), versions: Vec::new(), default: None })
-                .collect(),
+            AgentInventory::Flat(names) => {
+                names.iter().map(|n| AgentEntry { name: n.clone(), versions: Vec::new(), default: None }).collect()
+            }
         }
     }
 }

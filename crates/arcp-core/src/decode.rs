@@ -44,6 +44,13 @@ impl Default for DecodeOptions {
 pub struct DecodeFailure {
     /// What is wrong.
     pub error: Error,
+    /// The envelope fields that could be read, to address a reply.
+    pub context: Box<FrameContext>,
+}
+
+/// Envelope fields recovered from a frame that failed to decode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameContext {
     /// The envelope's `id`, if it could be read.
     pub id: Option<MessageId>,
     /// The envelope's `type`, if it was a string.
@@ -56,7 +63,7 @@ pub struct DecodeFailure {
 
 impl DecodeFailure {
     fn bare(error: Error) -> Self {
-        DecodeFailure { error, id: None, type_name: None, session_id: None, job_id: None }
+        DecodeFailure { error, context: Box::default() }
     }
 
     /// The error payload to answer with.
@@ -68,8 +75,8 @@ impl DecodeFailure {
 /// Decodes one frame.
 pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<Envelope, DecodeFailure> {
     check_size(bytes.len(), options)?;
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| DecodeFailure::bare(Error::InvalidUtf8 { offset: e.valid_up_to() }))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DecodeFailure::bare(Error::InvalidUtf8 { offset: e.valid_up_to() }))?;
     decode_str(text, options)
 }
 
@@ -184,9 +191,13 @@ fn field<T: DeserializeOwned>(raw: Option<&RawValue>, name: &'static str) -> Res
     match raw {
         None => Ok(None),
         Some(r) if r.get() == "null" => Ok(None),
-        Some(r) => serde_json::from_str(r.get())
-            .map(Some)
-            .map_err(|e| if is_depth_error(&e) { Error::TooDeep { max: MAX_DEPTH } } else { Error::InvalidField { field: name, reason: syntax_reason(&e) } }),
+        Some(r) => serde_json::from_str(r.get()).map(Some).map_err(|e| {
+            if is_depth_error(&e) {
+                Error::TooDeep { max: MAX_DEPTH }
+            } else {
+                Error::InvalidField { field: name, reason: syntax_reason(&e) }
+            }
+        }),
     }
 }
 
@@ -197,12 +208,13 @@ fn required<T: DeserializeOwned>(raw: Option<&RawValue>, name: &'static str) -> 
 impl RawEnvelope<'_> {
     fn into_envelope(self) -> Result<Envelope, DecodeFailure> {
         // Best-effort context first, so that every failure below can be addressed.
-        let mut failure = DecodeFailure::bare(Error::NotAnObject);
-        failure.id = field(self.id, "id").ok().flatten();
-        failure.type_name = field::<String>(self.type_, "type").ok().flatten().map(|t| crate::error::clip(&t));
-        failure.session_id = field(self.session_id, "session_id").ok().flatten();
-        failure.job_id = field(self.job_id, "job_id").ok().flatten();
-        self.validate().map_err(|error| DecodeFailure { error, ..failure })
+        let context = FrameContext {
+            id: field(self.id, "id").ok().flatten(),
+            type_name: field::<String>(self.type_, "type").ok().flatten().map(|t| crate::error::clip(&t)),
+            session_id: field(self.session_id, "session_id").ok().flatten(),
+            job_id: field(self.job_id, "job_id").ok().flatten(),
+        };
+        self.validate().map_err(|error| DecodeFailure { error, context: Box::new(context) })
     }
 
     fn validate(self) -> Result<Envelope, Error> {
@@ -223,7 +235,10 @@ impl RawEnvelope<'_> {
         let message = match classify_type(&type_name) {
             TypeClass::Known => {
                 let Some(ty) = MessageType::from_wire(&type_name) else {
-                    return Err(Error::UnknownType { type_name: crate::error::clip(&type_name), class: TypeClass::Other });
+                    return Err(Error::UnknownType {
+                        type_name: crate::error::clip(&type_name),
+                        class: TypeClass::Other,
+                    });
                 };
                 check_envelope_rule(ty, job_id.is_some(), event_seq.is_some())?;
                 Message::decode_payload(ty, payload).map_err(|e| {

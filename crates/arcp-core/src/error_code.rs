@@ -149,8 +149,7 @@ fn is_valid_code(s: &str) -> bool {
         return crate::names::is_vendor_name(s);
     }
     let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b'A'..=b'Z'))
-        && bytes.all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
+    matches!(bytes.next(), Some(b'A'..=b'Z')) && bytes.all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
 }
 
 pub(crate) fn truncate(s: &str) -> &str {

@@ -172,7 +172,9 @@ impl ResumeToken {
 
     /// Whether this token has the shape we mint.
     pub fn is_canonical(&self) -> bool {
-        self.0.strip_prefix("rt_").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        self.0
+            .strip_prefix("rt_")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
     }
 
     /// The secret value. Handle with care: never log it.
@@ -238,7 +240,9 @@ impl proptest::arbitrary::Arbitrary for ResumeToken {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         any::<u64>()
-            .prop_map(|seed| ResumeToken::mint(&crate::env::SeededEntropy::new(seed)).unwrap_or_else(|_| ResumeToken("rt_x".into())))
+            .prop_map(|seed| {
+                ResumeToken::mint(&crate::env::SeededEntropy::new(seed)).unwrap_or_else(|_| ResumeToken("rt_x".into()))
+            })
             .boxed()
     }
 }
@@ -258,7 +262,10 @@ impl TraceId {
             });
         }
         if s.bytes().all(|b| b == b'0') {
-            return Err(crate::Error::InvalidField { field: "trace_id", reason: "the all-zero trace id is invalid (W3C)".into() });
+            return Err(crate::Error::InvalidField {
+                field: "trace_id",
+                reason: "the all-zero trace id is invalid (W3C)".into(),
+            });
         }
         Ok(TraceId(s.to_owned()))
     }
@@ -327,7 +334,9 @@ impl proptest::arbitrary::Arbitrary for TraceId {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         any::<u64>()
-            .prop_map(|seed| TraceId::mint(&crate::env::SeededEntropy::new(seed)).unwrap_or_else(|_| TraceId("1".repeat(32))))
+            .prop_map(|seed| {
+                TraceId::mint(&crate::env::SeededEntropy::new(seed)).unwrap_or_else(|_| TraceId("1".repeat(32)))
+            })
             .boxed()
     }
 }

@@ -23,14 +23,14 @@ pub mod lease;
 pub mod message;
 pub mod names;
 pub mod negotiate;
-pub mod schema;
-mod seq;
 #[cfg(test)]
 mod properties;
+pub mod schema;
+mod seq;
 mod timestamp;
 mod version;
 
-pub use decode::{DecodeFailure, DecodeOptions, decode};
+pub use decode::{DecodeFailure, DecodeOptions, FrameContext, decode};
 #[cfg(feature = "os-entropy")]
 pub use env::OsEntropy;
 pub use env::{Clock, Entropy, ManualClock, SeededEntropy, SystemClock};

@@ -24,7 +24,9 @@ pub fn is_vendor_name(s: &str) -> bool {
 /// grammar the TypeScript SDK uses for event kinds).
 pub fn is_vendor_kind(s: &str) -> bool {
     s.strip_prefix("x-vendor.").is_some_and(|rest| {
-        !rest.is_empty() && s.len() <= 256 && rest.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
+        !rest.is_empty()
+            && s.len() <= 256
+            && rest.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
     })
 }
 

@@ -57,7 +57,10 @@ impl Feature {
     /// A feature flag from its wire name (any non-empty string up to 128 bytes).
     pub fn new(s: &str) -> Result<Self, crate::Error> {
         if s.is_empty() || s.len() > 128 {
-            return Err(crate::Error::InvalidField { field: "features", reason: "a feature flag is 1..=128 bytes".into() });
+            return Err(crate::Error::InvalidField {
+                field: "features",
+                reason: "a feature flag is 1..=128 bytes".into(),
+            });
         }
         Ok(match ALL_FEATURES.iter().find(|f| **f == s) {
             Some(known) => Feature(Cow::Borrowed(known)),
@@ -126,7 +129,10 @@ impl proptest::arbitrary::Arbitrary for Feature {
 pub struct Capabilities {
     /// Encodings the peer speaks (`json` is the only one defined).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(proptest::collection::vec(\"(json|cbor)\", 0..2))"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(proptest::collection::vec(\"(json|cbor)\", 0..2))")
+    )]
     pub encodings: Option<Vec<String>>,
     /// v1.1 feature flags. Absent means a v1.0 peer: nothing is negotiated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +142,12 @@ pub struct Capabilities {
     pub agents: Option<AgentInventory>,
     /// Any other (vendor) capability keys, kept verbatim.
     #[serde(flatten)]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::collection::btree_map(\"x-vendor\\\\.[a-z]{1,4}\\\\.[a-z]{1,4}\", crate::message::arb::json_value(), 0..2)"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(
+            strategy = "proptest::collection::btree_map(\"x-vendor\\\\.[a-z]{1,4}\\\\.[a-z]{1,4}\", crate::message::arb::json_value(), 0..2)"
+        )
+    )]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 

@@ -60,11 +60,11 @@ proptest! {
     ) {
         let mut v: Value = serde_json::to_value(&env).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let target = if in_payload { &mut v["payload"] } else { &mut v };
-        if let Some(obj) = target.as_object_mut() {
-            if !obj.is_empty() {
-                let key = obj.keys().nth(pick.index(obj.len())).cloned().unwrap_or_default();
-                obj.insert(key, replacement);
-            }
+        if let Some(obj) = target.as_object_mut()
+            && !obj.is_empty()
+        {
+            let key = obj.keys().nth(pick.index(obj.len())).cloned().unwrap_or_default();
+            obj.insert(key, replacement);
         }
         let r = decode(v.to_string().as_bytes(), &opts());
         assert_typed(&r);
@@ -103,7 +103,8 @@ fn every_wrong_type_field_is_a_typed_error() {
         let Some(ty) = env.message.message_type() else { continue };
         seen.insert(ty.as_str());
         let v = serde_json::to_value(&env).unwrap();
-        let payload_keys: Vec<String> = v["payload"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let payload_keys: Vec<String> =
+            v["payload"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         let top_keys: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         for sample in &samples {
             for key in &top_keys {

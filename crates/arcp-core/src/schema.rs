@@ -62,7 +62,12 @@ fn finish(mut g: SchemaGenerator, title: &str, description: &str, mut root: Map<
     Value::Object(out)
 }
 
-fn envelope_root(g: &mut SchemaGenerator, type_schema: Value, payload: Value, rule: EnvelopeRule) -> Map<String, Value> {
+fn envelope_root(
+    g: &mut SchemaGenerator,
+    type_schema: Value,
+    payload: Value,
+    rule: EnvelopeRule,
+) -> Map<String, Value> {
     let mut required = vec!["arcp", "id", "type", "payload"];
     match rule {
         EnvelopeRule::Plain => {}

@@ -1,4 +1,5 @@
 //! Golden vectors (`spec/vectors/*.jsonl`): every vector decodes to its expected result, every
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! valid one re-encodes to its expected JSON and validates against its committed schema, and
 //! every message type, event kind and error code has at least one valid and one invalid vector.
 //!
@@ -90,7 +91,8 @@ fn load_vectors() -> Vec<Vector> {
 
 fn schema<'a>(rel: &str, cache: &'a mut BTreeMap<String, jsonschema::Validator>) -> &'a jsonschema::Validator {
     if !cache.contains_key(rel) {
-        let text = fs::read_to_string(spec_dir().join("schemas").join(rel)).unwrap_or_else(|_| panic!("schema {rel} exists"));
+        let text =
+            fs::read_to_string(spec_dir().join("schemas").join(rel)).unwrap_or_else(|_| panic!("schema {rel} exists"));
         let value: Value = serde_json::from_str(&text).unwrap();
         let validator = jsonschema::validator_for(&value).unwrap_or_else(|e| panic!("schema {rel} compiles: {e}"));
         cache.insert(rel.to_owned(), validator);
@@ -104,7 +106,8 @@ fn schemas_for(covers: &str, frame: &Value) -> Vec<(String, Value)> {
         vec![message("job.event"), (format!("events/{kind}.json"), frame.clone())]
     } else if let Some(code) = covers.strip_prefix("error:") {
         let ty = frame["type"].as_str().unwrap_or_default().to_owned();
-        let payload = if ty == "job.event" { frame["payload"]["body"]["error"].clone() } else { frame["payload"].clone() };
+        let payload =
+            if ty == "job.event" { frame["payload"]["body"]["error"].clone() } else { frame["payload"].clone() };
         vec![message(&ty), (format!("errors/{code}.json"), payload)]
     } else if covers == "envelope" {
         vec![("envelope.json".to_owned(), frame.clone())]
@@ -132,7 +135,8 @@ fn every_vector_decodes_as_expected_and_valid_ones_match_their_schemas() {
                 }
                 for (rel, instance) in schemas_for(&v.covers, frame) {
                     let validator = schema(&rel, &mut cache);
-                    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+                    let errors: Vec<String> =
+                        validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
                     if !errors.is_empty() {
                         failures.push(format!("{at}: not valid against {rel}: {errors:?}"));
                     }
@@ -140,7 +144,9 @@ fn every_vector_decodes_as_expected_and_valid_ones_match_their_schemas() {
             }
             (Some(_), _, Err(f)) => failures.push(format!("{at}: expected ok, got {} ({})", f.error.kind(), f.error)),
             (None, Some(kind), Err(f)) if f.error.kind() == kind => {}
-            (None, Some(kind), Err(f)) => failures.push(format!("{at}: expected {kind}, got {} ({})", f.error.kind(), f.error)),
+            (None, Some(kind), Err(f)) => {
+                failures.push(format!("{at}: expected {kind}, got {} ({})", f.error.kind(), f.error))
+            }
             (None, Some(kind), Ok(_)) => failures.push(format!("{at}: expected {kind}, decoded fine")),
             (None, None, _) => failures.push(format!("{at}: expect must have `ok` or `error`")),
         }
@@ -154,7 +160,11 @@ fn every_type_kind_and_code_has_a_valid_and_an_invalid_vector() {
     let mut valid = BTreeSet::new();
     let mut invalid = BTreeSet::new();
     for v in &vectors {
-        if v.expect.get("ok").is_some() { valid.insert(v.covers.clone()) } else { invalid.insert(v.covers.clone()) };
+        if v.expect.get("ok").is_some() {
+            valid.insert(v.covers.clone())
+        } else {
+            invalid.insert(v.covers.clone())
+        };
     }
     let mut wanted: Vec<String> = MessageType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
     wanted.extend(EventKind::ALL.iter().map(|k| format!("event:{}", k.as_str())));

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(cmd) => {
-            eprintln!("arcp: `{cmd}` is not available yet: this build only contains arcp-core (see README.md, \"Status\")");
+            eprintln!(
+                "arcp: `{cmd}` is not available yet: this build only contains arcp-core (see README.md, \"Status\")"
+            );
             ExitCode::from(2)
         }
         None => {

@@ -40,18 +40,20 @@ fn envelope_failures_are_typed() {
 
 #[test]
 fn unknown_top_level_fields_and_nulls_are_ignored() {
-    let env = dec(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"x":{"deep":[1,2]},"trace_id":null}"#).unwrap();
+    let env =
+        dec(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"x":{"deep":[1,2]},"trace_id":null}"#).unwrap();
     assert_eq!(env.trace_id, None);
     assert_eq!(env.arcp, ProtocolVersion::V1);
 }
 
 #[test]
 fn failures_carry_what_could_be_read() {
-    let f = dec(r#"{"arcp":"1.1","id":"msg_9","type":"job.submit","session_id":"sess_1","payload":{"input":1}}"#).unwrap_err();
+    let f = dec(r#"{"arcp":"1.1","id":"msg_9","type":"job.submit","session_id":"sess_1","payload":{"input":1}}"#)
+        .unwrap_err();
     assert_eq!(f.error.kind(), "invalid_payload");
-    assert_eq!(f.id.as_ref().map(MessageId::as_str), Some("msg_9"));
-    assert_eq!(f.type_name.as_deref(), Some("job.submit"));
-    assert_eq!(f.session_id.as_ref().map(SessionId::as_str), Some("sess_1"));
+    assert_eq!(f.context.id.as_ref().map(MessageId::as_str), Some("msg_9"));
+    assert_eq!(f.context.type_name.as_deref(), Some("job.submit"));
+    assert_eq!(f.context.session_id.as_ref().map(SessionId::as_str), Some("sess_1"));
     assert_eq!(f.to_payload().code, crate::ErrorCode::INVALID_REQUEST);
 }
 
@@ -66,11 +68,19 @@ fn sequenced_messages_need_job_and_seq() {
 
 #[test]
 fn vendor_messages_decode_raw() {
-    let env = dec(r#"{"arcp":"1","id":"m","type":"x-vendor.acme.poke","payload":{"a":1},"extensions":{"optional":true}}"#).unwrap();
+    let env =
+        dec(r#"{"arcp":"1","id":"m","type":"x-vendor.acme.poke","payload":{"a":1},"extensions":{"optional":true}}"#)
+            .unwrap();
     assert!(env.is_optional());
     assert!(matches!(env.message, Message::Vendor(_)));
-    assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"extensions":{"bogus":1}}"#), "invalid_field");
-    assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"extensions":{"optional":"yes"}}"#), "invalid_field");
+    assert_eq!(
+        kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"extensions":{"bogus":1}}"#),
+        "invalid_field"
+    );
+    assert_eq!(
+        kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"extensions":{"optional":"yes"}}"#),
+        "invalid_field"
+    );
 }
 
 #[test]

@@ -36,7 +36,10 @@ pub struct Log {
     pub message: String,
     /// Structured attributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::json_object())"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(crate::message::arb::json_object())")
+    )]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -130,7 +133,10 @@ pub struct Metric {
     pub unit: Option<String>,
     /// Dimensions.
     #[serde(default, alias = "dims", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::json_object())"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(crate::message::arb::json_object())")
+    )]
     pub dimensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -234,7 +240,12 @@ impl proptest::arbitrary::Arbitrary for Progress {
 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (any::<u32>(), proptest::option::of(any::<u32>()), proptest::option::of(".{0,8}"), proptest::option::of(".{0,8}"))
+        (
+            any::<u32>(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(".{0,8}"),
+            proptest::option::of(".{0,8}"),
+        )
             .prop_map(|(c, t, units, message)| Progress { units, message, ..Progress::of(c.into(), t.map(Into::into)) })
             .boxed()
     }

@@ -236,7 +236,9 @@ mod tests {
 
     #[test]
     fn typed_vendor_and_unknown_kinds() {
-        let e = ev(r#"{"kind":"progress","ts":"2026-11-23T08:10:31.087Z","body":{"current":1,"total":3,"units":"steps"}}"#).unwrap();
+        let e =
+            ev(r#"{"kind":"progress","ts":"2026-11-23T08:10:31.087Z","body":{"current":1,"total":3,"units":"steps"}}"#)
+                .unwrap();
         assert!(matches!(e.body, EventBody::Progress(_)));
         let e = ev(r#"{"kind":"x-vendor.acme.blip","ts":"2026-11-23T08:10:31Z","body":{"a":[1]}}"#).unwrap();
         assert!(matches!(e.body, EventBody::Vendor { .. }));

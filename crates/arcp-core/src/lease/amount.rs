@@ -29,30 +29,19 @@ impl Amount {
     /// Parses `currency:decimal`. Signs, exponents, empty parts, a missing `:`, more digits
     /// than a `Decimal` holds exactly, or a bad currency are [`Error::InvalidAmount`].
     pub fn parse(s: &str) -> Result<Amount, Error> {
-        let invalid = |reason: &str| Error::InvalidAmount {
-            amount: clip(s),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| Error::InvalidAmount { amount: clip(s), reason: reason.to_owned() };
         if s.len() > MAX_AMOUNT_LEN {
             return Err(invalid("too long"));
         }
-        let (currency, number) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected `currency:decimal`"))?;
+        let (currency, number) = s.split_once(':').ok_or_else(|| invalid("expected `currency:decimal`"))?;
         if !is_currency(currency) {
-            return Err(invalid(
-                "currency must match [A-Za-z][A-Za-z0-9_-]* (at most 64 bytes)",
-            ));
+            return Err(invalid("currency must match [A-Za-z][A-Za-z0-9_-]* (at most 64 bytes)"));
         }
         if !is_plain_decimal(number) {
             return Err(invalid("amount must match \\d+(\\.\\d+)?"));
         }
-        let value = Decimal::from_str_exact(number)
-            .map_err(|_| invalid("amount out of range or too precise"))?;
-        Ok(Amount {
-            currency: currency.to_owned(),
-            value,
-        })
+        let value = Decimal::from_str_exact(number).map_err(|_| invalid("amount out of range or too precise"))?;
+        Ok(Amount { currency: currency.to_owned(), value })
     }
 
     /// The currency.
@@ -121,10 +110,7 @@ mod tests {
         assert_eq!(a.currency(), "USD");
         assert_eq!(a.value(), Decimal::new(1250, 2));
         assert_eq!(a.to_string(), "USD:12.50");
-        assert_eq!(
-            Amount::parse("credits:007").unwrap().value(),
-            Decimal::from(7)
-        );
+        assert_eq!(Amount::parse("credits:007").unwrap().value(), Decimal::from(7));
         assert_eq!(Amount::parse("x_y-z9:0").unwrap().value(), Decimal::ZERO);
         let max = Amount::parse("USD:79228162514264337593543950335").unwrap();
         assert_eq!(max.value(), Decimal::MAX);

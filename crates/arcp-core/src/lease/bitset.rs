@@ -14,10 +14,7 @@ pub(super) struct Bitset {
 impl Bitset {
     /// The empty set over `0..len`.
     pub(super) fn zeros(len: usize) -> Bitset {
-        Bitset {
-            words: vec![0; len.div_ceil(64)],
-            len,
-        }
+        Bitset { words: vec![0; len.div_ceil(64)], len }
     }
 
     /// `{ i }` over `0..len` (empty if `i >= len`).
@@ -38,11 +35,7 @@ impl Bitset {
 
     /// Whether `i` is in the set.
     pub(super) fn contains(&self, i: usize) -> bool {
-        i < self.len
-            && self
-                .words
-                .get(i / 64)
-                .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        i < self.len && self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     /// Whether the set is empty.
@@ -52,11 +45,7 @@ impl Bitset {
 
     /// The smallest member.
     pub(super) fn first(&self) -> Option<usize> {
-        self.words
-            .iter()
-            .enumerate()
-            .find(|&(_, &w)| w != 0)
-            .map(|(k, w)| k * 64 + w.trailing_zeros() as usize)
+        self.words.iter().enumerate().find(|&(_, &w)| w != 0).map(|(k, w)| k * 64 + w.trailing_zeros() as usize)
     }
 
     /// `self ∩ other`.
@@ -86,11 +75,7 @@ impl Bitset {
                 out
             })
             .collect();
-        Bitset {
-            words,
-            len: self.len,
-        }
-        .trimmed()
+        Bitset { words, len: self.len }.trimmed()
     }
 
     /// The sets read as little-endian integers and added, truncated to `0..len`.
@@ -107,11 +92,7 @@ impl Bitset {
                 s2
             })
             .collect();
-        Bitset {
-            words,
-            len: self.len,
-        }
-        .trimmed()
+        Bitset { words, len: self.len }.trimmed()
     }
 
     /// `{ i | from <= i < len }`.
@@ -122,26 +103,14 @@ impl Bitset {
             if lo + 64 <= from {
                 continue;
             }
-            *w = if from <= lo {
-                u64::MAX
-            } else {
-                u64::MAX << (from - lo)
-            };
+            *w = if from <= lo { u64::MAX } else { u64::MAX << (from - lo) };
         }
         set.trimmed()
     }
 
     fn zip(&self, other: &Bitset, op: impl Fn(u64, u64) -> u64) -> Bitset {
-        let words = self
-            .words
-            .iter()
-            .zip(&other.words)
-            .map(|(&a, &b)| op(a, b))
-            .collect();
-        Bitset {
-            words,
-            len: self.len,
-        }
+        let words = self.words.iter().zip(&other.words).map(|(&a, &b)| op(a, b)).collect();
+        Bitset { words, len: self.len }
     }
 
     fn trimmed(mut self) -> Bitset {

@@ -31,20 +31,14 @@ impl Budget {
 
     /// Counters from `cost.budget` amounts; entries with the same currency are summed.
     /// [`Error::InvalidAmount`] if a sum overflows.
-    pub fn from_amounts<'a>(
-        amounts: impl IntoIterator<Item = &'a Amount>,
-    ) -> Result<Budget, Error> {
+    pub fn from_amounts<'a>(amounts: impl IntoIterator<Item = &'a Amount>) -> Result<Budget, Error> {
         let mut remaining: BTreeMap<String, Decimal> = BTreeMap::new();
         for amount in amounts {
-            let slot = remaining
-                .entry(amount.currency().to_owned())
-                .or_insert(Decimal::ZERO);
-            *slot = slot
-                .checked_add(amount.value())
-                .ok_or_else(|| Error::InvalidAmount {
-                    amount: clip(&amount.to_string()),
-                    reason: format!("the {} total overflows", amount.currency()),
-                })?;
+            let slot = remaining.entry(amount.currency().to_owned()).or_insert(Decimal::ZERO);
+            *slot = slot.checked_add(amount.value()).ok_or_else(|| Error::InvalidAmount {
+                amount: clip(&amount.to_string()),
+                reason: format!("the {} total overflows", amount.currency()),
+            })?;
         }
         Ok(Budget { remaining })
     }
@@ -73,12 +67,7 @@ impl Budget {
     /// [`BUDGET_REMAINING_METRIC`]), `unit` is a budgeted currency and `value` is not negative,
     /// that currency's counter is decreased by `value` (saturating) and its new value returned.
     /// Anything else changes nothing and returns `None`.
-    pub fn apply_cost(
-        &mut self,
-        metric_name: &str,
-        value: Decimal,
-        unit: Option<&str>,
-    ) -> Option<Decimal> {
+    pub fn apply_cost(&mut self, metric_name: &str, value: Decimal, unit: Option<&str>) -> Option<Decimal> {
         let is_cost = metric_name.starts_with("cost.") && metric_name != BUDGET_REMAINING_METRIC;
         if !is_cost || value < Decimal::ZERO {
             return None;
@@ -90,12 +79,7 @@ impl Budget {
 
     /// [`Budget::apply_cost`] with the metric's JSON number, read exactly. A positive value too
     /// large for a `Decimal` counts as `Decimal::MAX` (it exhausts the currency).
-    pub fn apply_cost_json(
-        &mut self,
-        metric_name: &str,
-        value: &Number,
-        unit: Option<&str>,
-    ) -> Option<Decimal> {
+    pub fn apply_cost_json(&mut self, metric_name: &str, value: &Number, unit: Option<&str>) -> Option<Decimal> {
         let value = match decimal_from_json_number(value) {
             Ok(v) => v,
             Err(_) if !value.to_string().starts_with('-') => Decimal::MAX,
@@ -106,18 +90,13 @@ impl Budget {
 
     /// The first currency (in name order) whose counter is at or below zero.
     pub fn exhausted(&self) -> Option<&str> {
-        self.remaining
-            .iter()
-            .find(|(_, v)| **v <= Decimal::ZERO)
-            .map(|(c, _)| c.as_str())
+        self.remaining.iter().find(|(_, v)| **v <= Decimal::ZERO).map(|(c, _)| c.as_str())
     }
 
     /// [`Error::BudgetExhausted`] if any currency is exhausted.
     pub fn check(&self) -> Result<(), Error> {
         match self.exhausted() {
-            Some(currency) => Err(Error::BudgetExhausted {
-                currency: currency.to_owned(),
-            }),
+            Some(currency) => Err(Error::BudgetExhausted { currency: currency.to_owned() }),
             None => Ok(()),
         }
     }
@@ -125,10 +104,7 @@ impl Budget {
     /// The counters as JSON numbers, e.g. for `job.accepted.payload.budget` (integers stay
     /// integers; see [`decimal_to_json_number`]).
     pub fn to_wire_numbers(&self) -> BTreeMap<String, Number> {
-        self.remaining
-            .iter()
-            .map(|(c, v)| (c.clone(), decimal_to_json_number(*v)))
-            .collect()
+        self.remaining.iter().map(|(c, v)| (c.clone(), decimal_to_json_number(*v))).collect()
     }
 
     /// Per currency, the smaller of the two budgets; a currency in only one of them keeps that
@@ -136,10 +112,7 @@ impl Budget {
     pub fn tightest(&self, other: &Budget) -> Budget {
         let mut remaining = self.remaining.clone();
         for (currency, value) in &other.remaining {
-            remaining
-                .entry(currency.clone())
-                .and_modify(|mine| *mine = (*mine).min(*value))
-                .or_insert(*value);
+            remaining.entry(currency.clone()).and_modify(|mine| *mine = (*mine).min(*value)).or_insert(*value);
         }
         Budget { remaining }
     }
@@ -172,31 +145,17 @@ mod tests {
     fn overflowing_sum_is_invalid() {
         let max = "USD:79228162514264337593543950335";
         let parsed = [Amount::parse(max).unwrap(), Amount::parse("USD:1").unwrap()];
-        assert!(matches!(
-            Budget::from_amounts(&parsed),
-            Err(Error::InvalidAmount { .. })
-        ));
+        assert!(matches!(Budget::from_amounts(&parsed), Err(Error::InvalidAmount { .. })));
     }
 
     #[test]
     fn decrement_is_exact() {
         let mut b = budget(&["USD:0.3"]);
-        assert_eq!(
-            b.apply_cost("cost.llm", dec("0.1"), Some("USD")),
-            Some(dec("0.2"))
-        );
-        assert_eq!(
-            b.apply_cost("cost.llm", dec("0.2"), Some("USD")),
-            Some(Decimal::ZERO)
-        );
+        assert_eq!(b.apply_cost("cost.llm", dec("0.1"), Some("USD")), Some(dec("0.2")));
+        assert_eq!(b.apply_cost("cost.llm", dec("0.2"), Some("USD")), Some(Decimal::ZERO));
         assert_eq!(b.remaining("USD"), Some(Decimal::ZERO));
         assert_eq!(b.exhausted(), Some("USD"));
-        assert_eq!(
-            b.check().unwrap_err(),
-            Error::BudgetExhausted {
-                currency: "USD".to_owned()
-            }
-        );
+        assert_eq!(b.check().unwrap_err(), Error::BudgetExhausted { currency: "USD".to_owned() });
     }
 
     #[test]
@@ -211,10 +170,7 @@ mod tests {
         let mut c = budget(&["USD:5"]);
         assert!(c.apply_cost_json("cost.x", &huge, Some("USD")).unwrap() <= Decimal::ZERO);
         let neg: Number = serde_json::from_str("-1e300").unwrap();
-        assert_eq!(
-            budget(&["USD:5"]).apply_cost_json("cost.x", &neg, Some("USD")),
-            None
-        );
+        assert_eq!(budget(&["USD:5"]).apply_cost_json("cost.x", &neg, Some("USD")), None);
     }
 
     #[test]
@@ -222,17 +178,11 @@ mod tests {
         let mut b = budget(&["USD:10"]);
         assert_eq!(b.apply_cost("tokens", dec("1"), Some("USD")), None);
         assert_eq!(b.apply_cost("costly", dec("1"), Some("USD")), None);
-        assert_eq!(
-            b.apply_cost(BUDGET_REMAINING_METRIC, dec("1"), Some("USD")),
-            None
-        );
+        assert_eq!(b.apply_cost(BUDGET_REMAINING_METRIC, dec("1"), Some("USD")), None);
         assert_eq!(b.apply_cost("cost.llm", dec("1"), Some("EUR")), None);
         assert_eq!(b.apply_cost("cost.llm", dec("1"), None), None);
         assert_eq!(b.apply_cost("cost.llm", dec("-5"), Some("USD")), None);
-        assert_eq!(
-            b.apply_cost("cost.llm", dec("-0"), Some("USD")),
-            Some(dec("10"))
-        );
+        assert_eq!(b.apply_cost("cost.llm", dec("-0"), Some("USD")), Some(dec("10")));
         assert_eq!(b.remaining("USD"), Some(dec("10")));
         assert_eq!(b.exhausted(), None);
     }
@@ -249,10 +199,7 @@ mod tests {
     fn wire_numbers_and_tightest() {
         let b = budget(&["USD:10.50", "credits:100"]);
         let wire = b.to_wire_numbers();
-        assert_eq!(
-            serde_json::to_string(&wire).unwrap(),
-            r#"{"USD":10.5,"credits":100}"#
-        );
+        assert_eq!(serde_json::to_string(&wire).unwrap(), r#"{"USD":10.5,"credits":100}"#);
         let t = b.tightest(&budget(&["USD:3", "EUR:1"]));
         assert_eq!(t.remaining("USD"), Some(dec("3")));
         assert_eq!(t.remaining("EUR"), Some(dec("1")));

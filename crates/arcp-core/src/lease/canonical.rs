@@ -25,10 +25,7 @@ pub fn canonicalize_target(kind: TargetKind, target: &str) -> Result<String, Err
         TargetKind::Path => canonicalize_path(target),
         TargetKind::Url => canonicalize_url(target),
         TargetKind::Name => canonicalize_name(target),
-        TargetKind::Amount => Err(invalid_target(
-            target,
-            "cost.budget has no operation targets",
-        )),
+        TargetKind::Amount => Err(invalid_target(target, "cost.budget has no operation targets")),
     }
 }
 
@@ -58,18 +55,13 @@ pub fn canonicalize_url(target: &str) -> Result<String, Error> {
         .map_err(|r| r.to_owned())
         .and_then(|()| canonicalize_url_target(target))
         .and_then(|url| fits(url, MAX_TARGET_LEN).map_err(|r| r.to_owned()))
-        .map_err(|reason| Error::InvalidTarget {
-            target: clip(target),
-            reason,
-        })
+        .map_err(|reason| Error::InvalidTarget { target: clip(target), reason })
 }
 
 /// Canonicalises a name (tool, agent, model, vendor target): it is used as given, but must be
 /// non-empty, at most [`MAX_TARGET_LEN`] bytes and free of control characters.
 pub fn canonicalize_name(target: &str) -> Result<String, Error> {
-    check_text(target, MAX_TARGET_LEN)
-        .map(|()| target.to_owned())
-        .map_err(|reason| invalid_target(target, reason))
+    check_text(target, MAX_TARGET_LEN).map(|()| target.to_owned()).map_err(|reason| invalid_target(target, reason))
 }
 
 /// Canonicalises a glob pattern of `kind` the same way its targets are, keeping wildcards.
@@ -77,9 +69,9 @@ pub fn canonicalize_name(target: &str) -> Result<String, Error> {
 pub(super) fn canonicalize_pattern(kind: TargetKind, pattern: &str) -> Result<String, String> {
     check_text(pattern, MAX_PATTERN_LEN).map_err(str::to_owned)?;
     let canonical = match kind {
-        TargetKind::Path => check_path_text(pattern)
-            .and_then(|()| resolve_path(pattern, true))
-            .map_err(str::to_owned)?,
+        TargetKind::Path => {
+            check_path_text(pattern).and_then(|()| resolve_path(pattern, true)).map_err(str::to_owned)?
+        }
         TargetKind::Url => canonicalize_url_pattern(pattern)?,
         TargetKind::Name => pattern.to_owned(),
         TargetKind::Amount => return Err("cost.budget entries are amounts, not globs".to_owned()),
@@ -101,19 +93,11 @@ pub(super) fn check_text(s: &str, max: usize) -> Result<(), &'static str> {
 }
 
 fn check_path_text(s: &str) -> Result<(), &'static str> {
-    if s.contains('\\') {
-        Err("contains `\\`, which some hosts treat as a separator")
-    } else {
-        Ok(())
-    }
+    if s.contains('\\') { Err("contains `\\`, which some hosts treat as a separator") } else { Ok(()) }
 }
 
 fn fits(s: String, max: usize) -> Result<String, &'static str> {
-    if s.len() > max {
-        Err("too long once canonicalised")
-    } else {
-        Ok(s)
-    }
+    if s.len() > max { Err("too long once canonicalised") } else { Ok(s) }
 }
 
 /// Resolves `.`, `..` and empty segments of a `/`-separated path. With `pattern`, a `..` may
@@ -143,10 +127,7 @@ fn resolve_path(path: &str, pattern: bool) -> Result<String, &'static str> {
 }
 
 fn invalid_target(target: &str, reason: &str) -> Error {
-    Error::InvalidTarget {
-        target: clip(target),
-        reason: reason.to_owned(),
-    }
+    Error::InvalidTarget { target: clip(target), reason: reason.to_owned() }
 }
 
 #[cfg(test)]
@@ -172,16 +153,7 @@ mod tests {
 
     #[test]
     fn paths_fail_closed() {
-        for bad in [
-            "",
-            "/..",
-            "/data/../../etc",
-            "../x",
-            "a/../..",
-            "/a\0b",
-            "/a\nb",
-            "/a\\..\\b",
-        ] {
+        for bad in ["", "/..", "/data/../../etc", "../x", "a/../..", "/a\0b", "/a\nb", "/a\\..\\b"] {
             let err = canonicalize_path(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidTarget { .. }), "{bad:?}");
         }
@@ -190,10 +162,7 @@ mod tests {
 
     #[test]
     fn names_are_kept_but_checked() {
-        assert_eq!(
-            canonicalize_name("github.create_issue").unwrap(),
-            "github.create_issue"
-        );
+        assert_eq!(canonicalize_name("github.create_issue").unwrap(), "github.create_issue");
         assert_eq!(canonicalize_name("a/../b").unwrap(), "a/../b");
         assert!(canonicalize_name("").is_err());
         assert!(canonicalize_name("tool\u{7f}").is_err());

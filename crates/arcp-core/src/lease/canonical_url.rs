@@ -44,9 +44,7 @@ pub(super) fn canonicalize_url_pattern(pattern: &str) -> Result<String, String> 
     };
     let scheme = scheme.to_ascii_lowercase();
     let (before_fragment, _fragment) = rest.split_once('#').unwrap_or((rest, ""));
-    let authority_end = before_fragment
-        .find(['/', '?'])
-        .unwrap_or(before_fragment.len());
+    let authority_end = before_fragment.find(['/', '?']).unwrap_or(before_fragment.len());
     let (authority, tail) = before_fragment.split_at(authority_end);
     let (path, query) = match tail.split_once('?') {
         Some((path, query)) => (path, Some(query)),
@@ -83,9 +81,7 @@ fn canonical_authority(scheme: &str, authority: &str) -> Result<String, String> 
     } else if host.is_empty() || !is_special(scheme) {
         host.to_owned()
     } else {
-        Host::parse(host)
-            .map_err(|e| format!("invalid host: {e}"))?
-            .to_string()
+        Host::parse(host).map_err(|e| format!("invalid host: {e}"))?.to_string()
     };
     let port = match port {
         None | Some("") => None,
@@ -143,10 +139,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 fn is_dot_segment(segment: &str) -> bool {
     let lower = segment.to_ascii_lowercase();
-    matches!(
-        lower.as_str(),
-        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
-    )
+    matches!(lower.as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e")
 }
 
 fn has_encoded_separator(path: &str) -> bool {
@@ -179,15 +172,9 @@ mod tests {
 
     #[test]
     fn targets_normalise_case_port_dots_and_slashes() {
-        assert_eq!(
-            target("HTTPS://Example.COM:443/a/./b/../c"),
-            "https://example.com/a/c"
-        );
+        assert_eq!(target("HTTPS://Example.COM:443/a/./b/../c"), "https://example.com/a/c");
         assert_eq!(target("http://example.com:80"), "http://example.com/");
-        assert_eq!(
-            target("http://example.com:8080/x"),
-            "http://example.com:8080/x"
-        );
+        assert_eq!(target("http://example.com:8080/x"), "http://example.com:8080/x");
         assert_eq!(target("https://h//a///b#frag"), "https://h/a/b");
         assert_eq!(target("https://h/a/%2e%2e/b"), "https://h/b");
         assert_eq!(target("https://h/a/?q=1"), "https://h/a/?q=1");
@@ -212,10 +199,7 @@ mod tests {
 
     #[test]
     fn patterns_follow_targets() {
-        assert_eq!(
-            pattern("HTTPS://API.Example.com:443/v1/**"),
-            "https://api.example.com/v1/**"
-        );
+        assert_eq!(pattern("HTTPS://API.Example.com:443/v1/**"), "https://api.example.com/v1/**");
         assert_eq!(pattern("https://*.Example.com"), "https://*.example.com/");
         assert_eq!(pattern("https://**"), "https://**");
         assert_eq!(pattern("http://localhost:*/**"), "http://localhost:*/**");

@@ -189,10 +189,7 @@ mod tests {
             assert_eq!(Capability::parse(cap.as_str()).unwrap(), cap);
             assert!(!cap.is_vendor());
         }
-        assert_eq!(
-            Capability::parse("fs.read").unwrap().kind(),
-            CapabilityKind::FsRead
-        );
+        assert_eq!(Capability::parse("fs.read").unwrap().kind(), CapabilityKind::FsRead);
         assert_eq!(Capability::COST_BUDGET.target_kind(), TargetKind::Amount);
         assert_eq!(Capability::NET_FETCH.target_kind(), TargetKind::Url);
         assert_eq!(Capability::FS_WRITE.target_kind(), TargetKind::Path);
@@ -201,10 +198,7 @@ mod tests {
 
     #[test]
     fn reserved_list_is_sorted_like_the_wire() {
-        let names: Vec<&str> = Capability::RESERVED
-            .iter()
-            .map(Capability::as_str)
-            .collect();
+        let names: Vec<&str> = Capability::RESERVED.iter().map(Capability::as_str).collect();
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted);
@@ -220,15 +214,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_rejected() {
-        for bad in [
-            "",
-            "fs",
-            "fs.READ",
-            "fs.delete",
-            "x-vendor.acme",
-            "shell.exec",
-            " fs.read",
-        ] {
+        for bad in ["", "fs", "fs.READ", "fs.delete", "x-vendor.acme", "shell.exec", " fs.read"] {
             let err = Capability::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidCapability { .. }), "{bad:?}");
         }

@@ -27,10 +27,7 @@ impl ExpiresAt {
     /// even `+00:00`, a missing offset, garbage, or an instant before 1970 — is
     /// [`Error::InvalidExpiresAt`] (fail closed).
     pub fn parse(value: &str) -> Result<ExpiresAt, Error> {
-        let invalid = |reason: &str| Error::InvalidExpiresAt {
-            value: clip(value),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| Error::InvalidExpiresAt { value: clip(value), reason: reason.to_owned() };
         if value.len() > MAX_LEN {
             return Err(invalid("too long"));
         }
@@ -41,8 +38,7 @@ impl ExpiresAt {
             // The `time` parser also takes a space here; ISO 8601 does not.
             return Err(invalid("date and time must be separated by `T`"));
         }
-        let at = OffsetDateTime::parse(value, &Rfc3339)
-            .map_err(|_| invalid("not an RFC 3339 timestamp"))?;
+        let at = OffsetDateTime::parse(value, &Rfc3339).map_err(|_| invalid("not an RFC 3339 timestamp"))?;
         if at.offset() != UtcOffset::UTC {
             return Err(invalid("must be UTC with a `Z` suffix"));
         }
@@ -72,10 +68,7 @@ impl ExpiresAt {
         if self.unix_millis() > now_millis {
             Ok(())
         } else {
-            Err(Error::InvalidExpiresAt {
-                value: self.to_string(),
-                reason: "not in the future".to_owned(),
-            })
+            Err(Error::InvalidExpiresAt { value: self.to_string(), reason: "not in the future".to_owned() })
         }
     }
 
@@ -86,13 +79,7 @@ impl ExpiresAt {
 
     /// [`Error::LeaseExpired`] if expired at `now_millis`.
     pub fn check(&self, now_millis: u64) -> Result<(), Error> {
-        if self.is_expired(now_millis) {
-            Err(Error::LeaseExpired {
-                expires_at: self.to_string(),
-            })
-        } else {
-            Ok(())
-        }
+        if self.is_expired(now_millis) { Err(Error::LeaseExpired { expires_at: self.to_string() }) } else { Ok(()) }
     }
 
     /// The earlier of two optional expiries (`None` = no expiry).
@@ -139,12 +126,7 @@ mod tests {
         assert_eq!(at.unix_millis(), T_MS);
         assert_eq!(at.to_string(), T);
         assert_eq!(ExpiresAt::parse("2030-01-02t03:04:05z").unwrap(), at);
-        assert_eq!(
-            ExpiresAt::parse("2030-01-02T03:04:05.250Z")
-                .unwrap()
-                .unix_millis(),
-            T_MS + 250
-        );
+        assert_eq!(ExpiresAt::parse("2030-01-02T03:04:05.250Z").unwrap().unix_millis(), T_MS + 250);
     }
 
     #[test]
@@ -176,17 +158,9 @@ mod tests {
         assert!(at.is_expired(T_MS));
         assert!(at.is_expired(T_MS + 1));
         assert!(at.check(T_MS - 1).is_ok());
-        assert_eq!(
-            at.check(T_MS).unwrap_err(),
-            Error::LeaseExpired {
-                expires_at: T.to_owned()
-            }
-        );
+        assert_eq!(at.check(T_MS).unwrap_err(), Error::LeaseExpired { expires_at: T.to_owned() });
         assert!(at.validate_future(T_MS - 1).is_ok());
-        assert!(matches!(
-            at.validate_future(T_MS),
-            Err(Error::InvalidExpiresAt { .. })
-        ));
+        assert!(matches!(at.validate_future(T_MS), Err(Error::InvalidExpiresAt { .. })));
     }
 
     #[test]

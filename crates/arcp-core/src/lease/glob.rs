@@ -57,11 +57,7 @@ impl Glob {
         let kind = capability.target_kind();
         let canonical = canonicalize_pattern(kind, pattern).map_err(invalid)?;
         let toks = tokenize(&canonical).map_err(|r| invalid(r.to_owned()))?;
-        Ok(Glob {
-            pattern: canonical,
-            kind,
-            toks,
-        })
+        Ok(Glob { pattern: canonical, kind, toks })
     }
 
     /// The canonical pattern (what goes back on the wire).
@@ -95,8 +91,7 @@ impl Glob {
     /// equal literal, by a parent `*` (unless it is `/`) or by a parent `**`; a child `*` only by
     /// a parent `*` or `**`; a child `**` only by a parent `**` whose language contains it.
     pub fn covers(&self, child: &Glob) -> bool {
-        self.kind == child.kind
-            && (self.pattern == child.pattern || self.accepts(&mut child.as_subject()))
+        self.kind == child.kind && (self.pattern == child.pattern || self.accepts(&mut child.as_subject()))
     }
 
     /// This glob's tokens as a subject, for checking it against several parent globs.
@@ -155,11 +150,7 @@ fn tokenize(pattern: &str) -> Result<Vec<Tok>, &'static str> {
         if separator_consumed && toks.last() == Some(&Tok::SlashAny) {
             toks.pop();
         }
-        toks.push(if i == last {
-            Tok::OptTail
-        } else {
-            Tok::SlashAny
-        });
+        toks.push(if i == last { Tok::OptTail } else { Tok::SlashAny });
         separator_consumed = i < last;
     }
     Ok(toks)
@@ -220,10 +211,7 @@ mod tests {
         let g = path("/data/*.csv");
         assert!(g.matches("/data/report.csv"));
         assert!(!g.matches("/data/sub/report.csv"));
-        assert!(
-            name("github.*").matches("github.issues.create"),
-            "`*` crosses dots in names"
-        );
+        assert!(name("github.*").matches("github.issues.create"), "`*` crosses dots in names");
         assert!(!name("github.*").matches("github/issues"));
     }
 
@@ -256,10 +244,7 @@ mod tests {
         let lead = name("**/x");
         assert!(lead.matches("a/b/x"));
         assert!(lead.matches("/x"));
-        assert!(
-            !lead.matches("x"),
-            "a leading `**/` needs a separator, as in TypeScript"
-        );
+        assert!(!lead.matches("x"), "a leading `**/` needs a separator, as in TypeScript");
         assert!(Glob::new(&Capability::FS_READ, "/a/***").is_err());
     }
 
@@ -273,10 +258,7 @@ mod tests {
     #[test]
     fn patterns_are_canonicalised() {
         assert_eq!(path("/data/./x//../**/").as_str(), "/data/**");
-        assert_eq!(
-            glob(&Capability::NET_FETCH, "HTTPS://Example.com:443/a/**").as_str(),
-            "https://example.com/a/**"
-        );
+        assert_eq!(glob(&Capability::NET_FETCH, "HTTPS://Example.com:443/a/**").as_str(), "https://example.com/a/**");
         assert!(Glob::new(&Capability::FS_READ, "").is_err());
         assert!(Glob::new(&Capability::COST_BUDGET, "USD:1").is_err());
         assert!(Glob::new(&Capability::FS_READ, &"a".repeat(MAX_TARGET_LEN + 1)).is_err());
@@ -301,10 +283,7 @@ mod tests {
         assert!(!path("/data/**").covers(&path("/etc/**")));
         assert!(!path("/data/*").covers(&path("/data/a/b")));
         assert!(!name("a*").covers(&name("**")));
-        assert!(
-            !path("/data/**").covers(&glob(&Capability::NET_FETCH, "**")),
-            "kinds differ"
-        );
+        assert!(!path("/data/**").covers(&glob(&Capability::NET_FETCH, "**")), "kinds differ");
     }
 
     /// The TypeScript check (parent compiled to a regex, run on the child *pattern string*)
@@ -347,17 +326,13 @@ mod tests {
     // ---- properties, over a tiny alphabet so that interesting overlaps are common ----
 
     fn pattern_strategy() -> impl Strategy<Value = String> {
-        prop::collection::vec(
-            prop_oneof![Just("a"), Just("b"), Just("/"), Just("*"), Just("**")],
-            1..8,
-        )
-        .prop_map(|parts| parts.concat())
-        .prop_filter("no ***", |p| !p.contains("***"))
+        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("/"), Just("*"), Just("**")], 1..8)
+            .prop_map(|parts| parts.concat())
+            .prop_filter("no ***", |p| !p.contains("***"))
     }
 
     fn target_strategy() -> impl Strategy<Value = String> {
-        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("/")], 0..10)
-            .prop_map(|parts| parts.concat())
+        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("/")], 0..10).prop_map(|parts| parts.concat())
     }
 
     /// Every string over `{a, b, /}` of length at most 6.
@@ -370,10 +345,7 @@ mod tests {
         let mut all = vec![String::new()];
         let mut frontier = vec![String::new()];
         for _ in 0..6 {
-            frontier = frontier
-                .iter()
-                .flat_map(|s| ["a", "b", "/"].map(|c| format!("{s}{c}")))
-                .collect();
+            frontier = frontier.iter().flat_map(|s| ["a", "b", "/"].map(|c| format!("{s}{c}"))).collect();
             all.extend(frontier.iter().cloned());
         }
         all
@@ -406,10 +378,7 @@ mod tests {
                 covered += 1;
             }
         }
-        assert!(
-            covered * 20 > total,
-            "only {covered} of {total} random pairs are covered"
-        );
+        assert!(covered * 20 > total, "only {covered} of {total} random pairs are covered");
     }
 
     /// Reference semantics for `matches`, by plain recursion over the tokens (exponential,
@@ -418,17 +387,15 @@ mod tests {
         match toks.split_first() {
             None => t.is_empty(),
             Some((Tok::Lit(b), rest)) => t.first() == Some(b) && reference(rest, &t[1..]),
-            Some((Tok::Star, rest)) => (0..=t.len())
-                .take_while(|&k| k == 0 || t[k - 1] != b'/')
-                .any(|k| reference(rest, &t[k..])),
+            Some((Tok::Star, rest)) => {
+                (0..=t.len()).take_while(|&k| k == 0 || t[k - 1] != b'/').any(|k| reference(rest, &t[k..]))
+            }
             Some((Tok::Any, rest)) => (0..=t.len()).any(|k| reference(rest, &t[k..])),
             Some((Tok::OptTail, rest)) => {
-                reference(rest, t)
-                    || (t.first() == Some(&b'/') && (1..=t.len()).any(|k| reference(rest, &t[k..])))
+                reference(rest, t) || (t.first() == Some(&b'/') && (1..=t.len()).any(|k| reference(rest, &t[k..])))
             }
             Some((Tok::SlashAny, rest)) => {
-                t.first() == Some(&b'/')
-                    && (1..=t.len()).any(|k| t[k - 1] == b'/' && reference(rest, &t[k..]))
+                t.first() == Some(&b'/') && (1..=t.len()).any(|k| t[k - 1] == b'/' && reference(rest, &t[k..]))
             }
         }
     }

@@ -59,13 +59,7 @@ impl Subject {
                 Tok::Any => {}
             }
         }
-        Subject {
-            syms,
-            in_segment,
-            slashy,
-            opt_tail,
-            literal: Vec::new(),
-        }
+        Subject { syms, in_segment, slashy, opt_tail, literal: Vec::new() }
     }
 
     /// A subject made of the literal bytes of `s`.
@@ -84,10 +78,7 @@ impl Subject {
             }
             self.literal.push((byte, mask));
         }
-        self.literal
-            .iter()
-            .find(|(b, _)| *b == byte)
-            .map(|(_, mask)| mask)
+        self.literal.iter().find(|(b, _)| *b == byte).map(|(_, mask)| mask)
     }
 
     /// Whether `parent` accepts the whole subject (anchored at both ends).
@@ -119,10 +110,7 @@ impl Subject {
                     next
                 }
                 Tok::SlashAny => match reach.and(&self.slashy).first() {
-                    Some(start) => self
-                        .slashy
-                        .and(&Bitset::from_position(len, start))
-                        .shifted_up(),
+                    Some(start) => self.slashy.and(&Bitset::from_position(len, start)).shifted_up(),
                     None => return false,
                 },
             };

@@ -104,9 +104,7 @@ fn parse_json_decimal(text: &str) -> Option<Decimal> {
 }
 
 fn to_u128(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0u128, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u128::from(d))
-    })
+    digits.iter().try_fold(0u128, |acc, &d| acc.checked_mul(10)?.checked_add(u128::from(d)))
 }
 
 fn build(mantissa: u128, scale: i64, negative: bool) -> Option<Decimal> {
@@ -139,10 +137,7 @@ mod tests {
         assert_eq!(from_json("1e3").unwrap(), dec("1000"));
         assert_eq!(from_json("2.5E-3").unwrap(), dec("0.0025"));
         assert_eq!(from_json("0").unwrap(), Decimal::ZERO);
-        assert_eq!(
-            from_json("18446744073709551615").unwrap(),
-            dec("18446744073709551615")
-        );
+        assert_eq!(from_json("18446744073709551615").unwrap(), dec("18446744073709551615"));
     }
 
     #[test]
@@ -150,14 +145,8 @@ mod tests {
         assert_eq!(from_json("1e-40").unwrap(), Decimal::new(1, 28));
         assert!(from_json("1e300").is_err());
         assert!(from_json("-1e300").is_err());
-        assert_eq!(
-            parse_json_decimal("0.00000000000000000000000000015"),
-            Some(Decimal::new(2, 28))
-        );
-        assert_eq!(
-            parse_json_decimal("79228162514264337593543950335"),
-            Some(Decimal::MAX)
-        );
+        assert_eq!(parse_json_decimal("0.00000000000000000000000000015"), Some(Decimal::new(2, 28)));
+        assert_eq!(parse_json_decimal("79228162514264337593543950335"), Some(Decimal::MAX));
         assert_eq!(parse_json_decimal("79228162514264337593543950336"), None);
         assert_eq!(parse_json_decimal("1.5"), Some(dec("1.5")));
         assert_eq!(parse_json_decimal("x"), None);

@@ -28,8 +28,7 @@ use std::collections::BTreeMap;
 pub use amount::Amount;
 pub use budget::{BUDGET_REMAINING_METRIC, Budget};
 pub use canonical::{
-    MAX_PATTERN_LEN, MAX_TARGET_LEN, canonicalize_name, canonicalize_path, canonicalize_target,
-    canonicalize_url,
+    MAX_PATTERN_LEN, MAX_TARGET_LEN, canonicalize_name, canonicalize_path, canonicalize_target, canonicalize_url,
 };
 pub use capability::{Capability, CapabilityKind, TargetKind};
 pub use expiry::ExpiresAt;
@@ -86,25 +85,16 @@ impl Lease {
                     return Err(Error::InvalidPattern {
                         capability: capability.to_string(),
                         pattern: clip(pattern),
-                        reason: format!(
-                            "the lease exceeds {MAX_LEASE_PATTERNS} patterns or {MAX_LEASE_BYTES} bytes"
-                        ),
+                        reason: format!("the lease exceeds {MAX_LEASE_PATTERNS} patterns or {MAX_LEASE_BYTES} bytes"),
                     });
                 }
             }
             let grant = if capability == Capability::COST_BUDGET {
-                let amounts = raw
-                    .iter()
-                    .map(|a| Amount::parse(a))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let amounts = raw.iter().map(|a| Amount::parse(a)).collect::<Result<Vec<_>, _>>()?;
                 Budget::from_amounts(&amounts)?;
                 Grant::Amounts(amounts)
             } else {
-                Grant::Globs(
-                    raw.iter()
-                        .map(|p| Glob::new(&capability, p))
-                        .collect::<Result<_, _>>()?,
-                )
+                Grant::Globs(raw.iter().map(|p| Glob::new(&capability, p)).collect::<Result<_, _>>()?)
             };
             entries.insert(capability, grant);
         }
@@ -118,9 +108,7 @@ impl Lease {
                 .iter()
                 .map(|(capability, grant)| {
                     let patterns = match grant {
-                        Grant::Globs(globs) => {
-                            globs.iter().map(|g| g.as_str().to_owned()).collect()
-                        }
+                        Grant::Globs(globs) => globs.iter().map(|g| g.as_str().to_owned()).collect(),
                         Grant::Amounts(amounts) => amounts.iter().map(Amount::to_string).collect(),
                     };
                     (capability.to_string(), patterns)
@@ -217,10 +205,8 @@ impl Lease {
         if capability.kind() == CapabilityKind::CostBudget {
             return Err(no_targets(capability));
         }
-        let denied = |target: &str| Error::PermissionDenied {
-            capability: capability.to_string(),
-            target: clip(target),
-        };
+        let denied =
+            |target: &str| Error::PermissionDenied { capability: capability.to_string(), target: clip(target) };
         match canonicalize_target(capability.target_kind(), target) {
             Ok(canonical) if self.allows_canonical(capability, &canonical) => Ok(()),
             Ok(canonical) => Err(denied(&canonical)),

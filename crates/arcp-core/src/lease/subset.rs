@@ -53,24 +53,17 @@ pub fn check_subset(
             Grant::Globs(globs) => {
                 let parents = parent.globs(capability);
                 if parents.is_empty() {
-                    return Err(violation(
-                        capability.as_str(),
-                        "not granted by the parent lease".to_owned(),
-                    ));
+                    return Err(violation(capability.as_str(), "not granted by the parent lease".to_owned()));
                 }
                 for glob in globs {
                     let mut subject = glob.as_subject();
-                    let covered = parents.iter().any(|p| {
-                        p.target_kind() == glob.target_kind()
-                            && (p == glob || p.accepts(&mut subject))
-                    });
+                    let covered = parents
+                        .iter()
+                        .any(|p| p.target_kind() == glob.target_kind() && (p == glob || p.accepts(&mut subject)));
                     if !covered {
                         return Err(violation(
                             capability.as_str(),
-                            format!(
-                                "pattern {:?} is not covered by the parent's patterns",
-                                clip(glob.as_str())
-                            ),
+                            format!("pattern {:?} is not covered by the parent's patterns", clip(glob.as_str())),
                         ));
                     }
                 }
@@ -80,16 +73,10 @@ pub fn check_subset(
     if let (Some(child_at), Some(parent_at)) = (child_expires, parent_expires)
         && child_at > parent_at
     {
-        return Err(violation(
-            "lease_constraints.expires_at",
-            format!("{child_at} is after the parent's {parent_at}"),
-        ));
+        return Err(violation("lease_constraints.expires_at", format!("{child_at} is after the parent's {parent_at}")));
     }
 
-    let lease = match (
-        child.grant(&Capability::MODEL_USE),
-        parent.grant(&Capability::MODEL_USE),
-    ) {
+    let lease = match (child.grant(&Capability::MODEL_USE), parent.grant(&Capability::MODEL_USE)) {
         (None, Some(inherited)) => child.with_grant(Capability::MODEL_USE, inherited.clone()),
         _ => child.clone(),
     };
@@ -115,23 +102,11 @@ pub fn check_delegation(
     child_expires: Option<&ExpiresAt>,
     now_millis: u64,
 ) -> Result<ChildBounds, Error> {
-    parent.check_operation(
-        &Capability::AGENT_DELEGATE,
-        agent,
-        parent_expires,
-        Some(parent_remaining),
-        now_millis,
-    )?;
+    parent.check_operation(&Capability::AGENT_DELEGATE, agent, parent_expires, Some(parent_remaining), now_millis)?;
     if let Some(child_at) = child_expires {
         child_at.validate_future(now_millis)?;
     }
-    check_subset(
-        parent,
-        parent_expires,
-        parent_remaining,
-        child,
-        child_expires,
-    )
+    check_subset(parent, parent_expires, parent_remaining, child, child_expires)
 }
 
 fn check_budget(parent_remaining: &Budget, child: &Budget) -> Result<(), Error> {
@@ -156,10 +131,7 @@ fn check_budget(parent_remaining: &Budget, child: &Budget) -> Result<(), Error> 
 }
 
 fn violation(capability: &str, reason: String) -> Error {
-    Error::LeaseSubsetViolation {
-        capability: capability.to_owned(),
-        reason,
-    }
+    Error::LeaseSubsetViolation { capability: capability.to_owned(), reason }
 }
 
 #[cfg(test)]
@@ -171,15 +143,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn lease(entries: &[(&str, &[&str])]) -> Lease {
-        let map: BTreeMap<String, Vec<String>> = entries
-            .iter()
-            .map(|(c, ps)| {
-                (
-                    (*c).to_owned(),
-                    ps.iter().map(|p| (*p).to_owned()).collect(),
-                )
-            })
-            .collect();
+        let map: BTreeMap<String, Vec<String>> =
+            entries.iter().map(|(c, ps)| ((*c).to_owned(), ps.iter().map(|p| (*p).to_owned()).collect())).collect();
         Lease::from_wire(&LeaseMap(map)).unwrap()
     }
 
@@ -196,14 +161,8 @@ mod tests {
 
     #[test]
     fn narrower_globs_pass() {
-        let parent = lease(&[
-            ("fs.read", &["/data/**"]),
-            ("tool.call", &["search.*", "calc"]),
-        ]);
-        let child = lease(&[
-            ("fs.read", &["/data/reports/*.csv"]),
-            ("tool.call", &["calc"]),
-        ]);
+        let parent = lease(&[("fs.read", &["/data/**"]), ("tool.call", &["search.*", "calc"])]);
+        let child = lease(&[("fs.read", &["/data/reports/*.csv"]), ("tool.call", &["calc"])]);
         let bounds = check_subset(&parent, None, &Budget::new(), &child, None).unwrap();
         assert_eq!(bounds.lease, child);
         assert_eq!(bounds.expires_at, None);
@@ -214,21 +173,9 @@ mod tests {
     fn wider_or_foreign_globs_fail() {
         let parent = lease(&[("fs.read", &["/data/*"])]);
         let wider = lease(&[("fs.read", &["/data/**"])]);
-        assert_eq!(
-            violation_on(check_subset(&parent, None, &Budget::new(), &wider, None)),
-            "fs.read"
-        );
+        assert_eq!(violation_on(check_subset(&parent, None, &Budget::new(), &wider, None)), "fs.read");
         let other_cap = lease(&[("fs.write", &["/data/x"])]);
-        assert_eq!(
-            violation_on(check_subset(
-                &parent,
-                None,
-                &Budget::new(),
-                &other_cap,
-                None
-            )),
-            "fs.write"
-        );
+        assert_eq!(violation_on(check_subset(&parent, None, &Budget::new(), &other_cap, None)), "fs.write");
         let empty = lease(&[("fs.write", &[])]);
         assert!(check_subset(&parent, None, &Budget::new(), &empty, None).is_ok());
     }
@@ -242,33 +189,14 @@ mod tests {
         let fits = lease(&[("cost.budget", &["USD:1", "USD:2"])]);
         let bounds = check_subset(&parent, None, &remaining, &fits, None).unwrap();
         assert_eq!(bounds.budget.remaining("USD"), Some(Decimal::from(3)));
-        assert_eq!(
-            bounds.budget.remaining("EUR"),
-            Some(Decimal::from(5)),
-            "inherited"
-        );
+        assert_eq!(bounds.budget.remaining("EUR"), Some(Decimal::from(5)), "inherited");
 
         let too_much = lease(&[("cost.budget", &["USD:3.01"])]);
-        assert_eq!(
-            violation_on(check_subset(&parent, None, &remaining, &too_much, None)),
-            "cost.budget"
-        );
+        assert_eq!(violation_on(check_subset(&parent, None, &remaining, &too_much, None)), "cost.budget");
         let foreign = lease(&[("cost.budget", &["GBP:1"])]);
-        assert_eq!(
-            violation_on(check_subset(&parent, None, &remaining, &foreign, None)),
-            "cost.budget"
-        );
+        assert_eq!(violation_on(check_subset(&parent, None, &remaining, &foreign, None)), "cost.budget");
         let no_parent_budget = lease(&[]);
-        assert_eq!(
-            violation_on(check_subset(
-                &no_parent_budget,
-                None,
-                &Budget::new(),
-                &fits,
-                None
-            )),
-            "cost.budget"
-        );
+        assert_eq!(violation_on(check_subset(&no_parent_budget, None, &Budget::new(), &fits, None)), "cost.budget");
     }
 
     #[test]
@@ -284,18 +212,11 @@ mod tests {
         let ok = lease(&[("model.use", &["claude-sonnet"])]);
         assert!(check_subset(&parent, None, &Budget::new(), &ok, None).is_ok());
         let bad = lease(&[("model.use", &["*"])]);
-        assert_eq!(
-            violation_on(check_subset(&parent, None, &Budget::new(), &bad, None)),
-            "model.use"
-        );
+        assert_eq!(violation_on(check_subset(&parent, None, &Budget::new(), &bad, None)), "model.use");
         let silent = lease(&[("tool.call", &[])]);
         let bounds = check_subset(&parent, None, &Budget::new(), &silent, None).unwrap();
-        assert_eq!(
-            bounds.lease.globs(&Capability::MODEL_USE),
-            parent.globs(&Capability::MODEL_USE)
-        );
-        let child_in_unrestricted =
-            check_subset(&lease(&[]), None, &Budget::new(), &lease(&[]), None).unwrap();
+        assert_eq!(bounds.lease.globs(&Capability::MODEL_USE), parent.globs(&Capability::MODEL_USE));
+        let child_in_unrestricted = check_subset(&lease(&[]), None, &Budget::new(), &lease(&[]), None).unwrap();
         assert!(child_in_unrestricted.lease.is_empty());
     }
 
@@ -307,97 +228,45 @@ mod tests {
         let later = at("2030-01-01T00:00:00.001Z");
         let bounds = check_subset(&parent, Some(&p), &Budget::new(), &lease(&[]), None).unwrap();
         assert_eq!(bounds.expires_at, Some(p), "inherited");
-        let bounds = check_subset(
-            &parent,
-            Some(&p),
-            &Budget::new(),
-            &lease(&[]),
-            Some(&earlier),
-        )
-        .unwrap();
+        let bounds = check_subset(&parent, Some(&p), &Budget::new(), &lease(&[]), Some(&earlier)).unwrap();
         assert_eq!(bounds.expires_at, Some(earlier));
-        let bounds =
-            check_subset(&parent, Some(&p), &Budget::new(), &lease(&[]), Some(&p)).unwrap();
+        let bounds = check_subset(&parent, Some(&p), &Budget::new(), &lease(&[]), Some(&p)).unwrap();
         assert_eq!(bounds.expires_at, Some(p), "equal is allowed");
         assert_eq!(
-            violation_on(check_subset(
-                &parent,
-                Some(&p),
-                &Budget::new(),
-                &lease(&[]),
-                Some(&later)
-            )),
+            violation_on(check_subset(&parent, Some(&p), &Budget::new(), &lease(&[]), Some(&later))),
             "lease_constraints.expires_at"
         );
-        let bounds =
-            check_subset(&parent, None, &Budget::new(), &lease(&[]), Some(&later)).unwrap();
+        let bounds = check_subset(&parent, None, &Budget::new(), &lease(&[]), Some(&later)).unwrap();
         assert_eq!(bounds.expires_at, Some(later));
     }
 
     #[test]
     fn delegation_needs_agent_delegate() {
         let now = 1_700_000_000_000;
-        let parent = lease(&[
-            ("agent.delegate", &["researcher*"]),
-            ("net.fetch", &["https://api.example.com/**"]),
-        ]);
+        let parent = lease(&[("agent.delegate", &["researcher*"]), ("net.fetch", &["https://api.example.com/**"])]);
         let child = lease(&[("net.fetch", &["https://API.example.com:443/v1/*"])]);
         let budget = Budget::new();
-        assert!(
-            check_delegation(&parent, None, &budget, "researcher@2", &child, None, now).is_ok()
-        );
+        assert!(check_delegation(&parent, None, &budget, "researcher@2", &child, None, now).is_ok());
         assert!(matches!(
             check_delegation(&parent, None, &budget, "writer", &child, None, now),
             Err(Error::PermissionDenied { .. })
         ));
         assert!(matches!(
-            check_delegation(
-                &lease(&[]),
-                None,
-                &budget,
-                "researcher",
-                &lease(&[]),
-                None,
-                now
-            ),
+            check_delegation(&lease(&[]), None, &budget, "researcher", &lease(&[]), None, now),
             Err(Error::PermissionDenied { .. })
         ));
         let past = ExpiresAt::from_unix_millis(now).unwrap();
         assert!(matches!(
-            check_delegation(
-                &parent,
-                Some(&past),
-                &budget,
-                "researcher",
-                &child,
-                None,
-                now
-            ),
+            check_delegation(&parent, Some(&past), &budget, "researcher", &child, None, now),
             Err(Error::LeaseExpired { .. })
         ));
         assert!(matches!(
-            check_delegation(
-                &parent,
-                None,
-                &budget,
-                "researcher",
-                &child,
-                Some(&past),
-                now
-            ),
+            check_delegation(&parent, None, &budget, "researcher", &child, Some(&past), now),
             Err(Error::InvalidExpiresAt { .. })
         ));
         let spent = lease(&[("agent.delegate", &["*"]), ("cost.budget", &["USD:0"])]);
         assert!(matches!(
-            check_delegation(
-                &spent,
-                None,
-                &spent.budget(),
-                "researcher",
-                &lease(&[]),
-                None,
-                now
-            ),
+            check_delegation(&spent, None, &spent.budget(), "researcher", &lease(&[]), None, now),
             Err(Error::BudgetExhausted { .. })
         ));
     }

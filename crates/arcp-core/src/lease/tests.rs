@@ -12,12 +12,7 @@ fn wire(entries: &[(&str, &[&str])]) -> LeaseMap {
     LeaseMap(
         entries
             .iter()
-            .map(|(c, ps)| {
-                (
-                    (*c).to_owned(),
-                    ps.iter().map(|p| (*p).to_owned()).collect(),
-                )
-            })
+            .map(|(c, ps)| ((*c).to_owned(), ps.iter().map(|p| (*p).to_owned()).collect()))
             .collect::<BTreeMap<_, _>>(),
     )
 }
@@ -40,33 +35,19 @@ fn from_wire_validates_names_patterns_and_amounts() {
     assert!(matches!(err, Error::InvalidPattern { .. }));
     let err = Lease::from_wire(&wire(&[("cost.budget", &["USD:-1"])])).unwrap_err();
     assert!(matches!(err, Error::InvalidAmount { .. }));
-    let err = Lease::from_wire(&wire(&[(
-        "cost.budget",
-        &["USD:79228162514264337593543950335", "USD:1"],
-    )]))
-    .unwrap_err();
+    let err = Lease::from_wire(&wire(&[("cost.budget", &["USD:79228162514264337593543950335", "USD:1"])])).unwrap_err();
     assert!(matches!(err, Error::InvalidAmount { .. }));
     assert_eq!(err.code(), crate::ErrorCode::INVALID_REQUEST);
 }
 
 #[test]
 fn from_wire_bounds_the_lease_size() {
-    let many: Vec<String> = (0..=MAX_LEASE_PATTERNS)
-        .map(|i| format!("tool{i}"))
-        .collect();
+    let many: Vec<String> = (0..=MAX_LEASE_PATTERNS).map(|i| format!("tool{i}")).collect();
     let map = LeaseMap(BTreeMap::from([("tool.call".to_owned(), many)]));
-    assert!(matches!(
-        Lease::from_wire(&map),
-        Err(Error::InvalidPattern { .. })
-    ));
-    let big: Vec<String> = (0..20)
-        .map(|i| format!("{i}{}", "x".repeat(4000)))
-        .collect();
+    assert!(matches!(Lease::from_wire(&map), Err(Error::InvalidPattern { .. })));
+    let big: Vec<String> = (0..20).map(|i| format!("{i}{}", "x".repeat(4000))).collect();
     let map = LeaseMap(BTreeMap::from([("tool.call".to_owned(), big)]));
-    assert!(matches!(
-        Lease::from_wire(&map),
-        Err(Error::InvalidPattern { .. })
-    ));
+    assert!(matches!(Lease::from_wire(&map), Err(Error::InvalidPattern { .. })));
 }
 
 #[test]
@@ -87,14 +68,8 @@ fn to_wire_round_trips_canonical_patterns() {
     ]);
     let out = l.to_wire();
     assert_eq!(out.0["fs.read"], vec!["/data/**".to_owned()]);
-    assert_eq!(
-        out.0["net.fetch"],
-        vec!["https://example.com/api/*".to_owned()]
-    );
-    assert_eq!(
-        out.0["cost.budget"],
-        vec!["USD:1.50".to_owned(), "USD:2".to_owned()]
-    );
+    assert_eq!(out.0["net.fetch"], vec!["https://example.com/api/*".to_owned()]);
+    assert_eq!(out.0["cost.budget"], vec!["USD:1.50".to_owned(), "USD:2".to_owned()]);
     assert_eq!(Lease::from_wire(&out).unwrap(), l);
     assert_eq!(l.budget().remaining("USD"), Some(Decimal::new(350, 2)));
     assert_eq!(l.globs(&Capability::COST_BUDGET), &[] as &[Glob]);
@@ -105,51 +80,17 @@ fn to_wire_round_trips_canonical_patterns() {
 #[test]
 fn canonicalisation_defeats_dot_dot_escapes() {
     let l = lease(&[("fs.read", &["/data/**"])]);
-    assert!(
-        l.allows(&Capability::FS_READ, "/data/reports/q1.csv")
-            .unwrap()
-    );
-    assert!(
-        l.allows(&Capability::FS_READ, "/data//reports/./q1.csv")
-            .unwrap()
-    );
+    assert!(l.allows(&Capability::FS_READ, "/data/reports/q1.csv").unwrap());
+    assert!(l.allows(&Capability::FS_READ, "/data//reports/./q1.csv").unwrap());
     assert!(l.allows(&Capability::FS_READ, "/data").unwrap());
-    assert!(
-        !l.allows(&Capability::FS_READ, "/data/../etc/passwd")
-            .unwrap()
-    );
-    assert!(
-        !l.allows(&Capability::FS_READ, "/data/x/../../etc/passwd")
-            .unwrap()
-    );
+    assert!(!l.allows(&Capability::FS_READ, "/data/../etc/passwd").unwrap());
+    assert!(!l.allows(&Capability::FS_READ, "/data/x/../../etc/passwd").unwrap());
     assert!(!l.allows(&Capability::FS_READ, "/database").unwrap());
-    assert!(
-        l.allows(&Capability::FS_READ, "/data/../../etc/passwd")
-            .is_err()
-    );
-    let err = l
-        .check_operation(&Capability::FS_READ, "/data/../etc/passwd", None, None, NOW)
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::PermissionDenied {
-            capability: "fs.read".to_owned(),
-            target: "/etc/passwd".to_owned()
-        }
-    );
-    let err = l
-        .check_operation(
-            &Capability::FS_READ,
-            "/data/../../etc/passwd",
-            None,
-            None,
-            NOW,
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::PermissionDenied { .. }),
-        "uncanonicalisable = not covered"
-    );
+    assert!(l.allows(&Capability::FS_READ, "/data/../../etc/passwd").is_err());
+    let err = l.check_operation(&Capability::FS_READ, "/data/../etc/passwd", None, None, NOW).unwrap_err();
+    assert_eq!(err, Error::PermissionDenied { capability: "fs.read".to_owned(), target: "/etc/passwd".to_owned() });
+    let err = l.check_operation(&Capability::FS_READ, "/data/../../etc/passwd", None, None, NOW).unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "uncanonicalisable = not covered");
 }
 
 #[test]
@@ -165,35 +106,20 @@ fn urls_are_normalised_before_matching() {
     assert!(!ok("http://api.example.com/v1/users"));
     assert!(!ok("https://api.example.com.evil.com/v1/x"));
     assert!(!ok("https://api.example.com@evil.com/v1/x"));
-    assert!(
-        l.allows(
-            &Capability::NET_FETCH,
-            "https://api.example.com/v1/..%2Fadmin"
-        )
-        .is_err()
-    );
+    assert!(l.allows(&Capability::NET_FETCH, "https://api.example.com/v1/..%2Fadmin").is_err());
 }
 
 #[test]
 fn names_match_as_given() {
-    let l = lease(&[
-        ("tool.call", &["search.*", "calc"]),
-        ("model.use", &["claude-*"]),
-    ]);
+    let l = lease(&[("tool.call", &["search.*", "calc"]), ("model.use", &["claude-*"])]);
     assert!(l.allows(&Capability::TOOL_CALL, "search.web").unwrap());
     assert!(l.allows(&Capability::TOOL_CALL, "calc").unwrap());
     assert!(!l.allows(&Capability::TOOL_CALL, "calculator").unwrap());
     assert!(!l.allows(&Capability::TOOL_CALL, "shell").unwrap());
     assert!(l.allows(&Capability::MODEL_USE, "claude-sonnet-4").unwrap());
     assert!(!l.allows(&Capability::MODEL_USE, "gpt-4o").unwrap());
-    assert!(
-        !l.allows(&Capability::FS_READ, "/x").unwrap(),
-        "capability absent"
-    );
-    assert!(matches!(
-        l.allows(&Capability::COST_BUDGET, "USD:1"),
-        Err(Error::InvalidCapability { .. })
-    ));
+    assert!(!l.allows(&Capability::FS_READ, "/x").unwrap(), "capability absent");
+    assert!(matches!(l.allows(&Capability::COST_BUDGET, "USD:1"), Err(Error::InvalidCapability { .. })));
 }
 
 #[test]
@@ -205,53 +131,18 @@ fn check_operation_order_is_expiry_budget_pattern() {
     spent.apply_cost("cost.llm", Decimal::ONE, Some("USD"));
 
     // Everything wrong at once: expiry wins.
-    let err = l.check_operation(
-        &Capability::TOOL_CALL,
-        "shell",
-        Some(&expired),
-        Some(&spent),
-        NOW,
-    );
+    let err = l.check_operation(&Capability::TOOL_CALL, "shell", Some(&expired), Some(&spent), NOW);
     assert!(matches!(err, Err(Error::LeaseExpired { .. })));
     assert_eq!(err.unwrap_err().code(), crate::ErrorCode::LEASE_EXPIRED);
     // Not expired, budget exhausted and pattern wrong: budget wins.
-    let err = l.check_operation(
-        &Capability::TOOL_CALL,
-        "shell",
-        Some(&later),
-        Some(&spent),
-        NOW,
-    );
-    assert_eq!(
-        err,
-        Err(Error::BudgetExhausted {
-            currency: "USD".to_owned()
-        })
-    );
+    let err = l.check_operation(&Capability::TOOL_CALL, "shell", Some(&later), Some(&spent), NOW);
+    assert_eq!(err, Err(Error::BudgetExhausted { currency: "USD".to_owned() }));
     // Only the pattern is wrong.
-    let err = l.check_operation(
-        &Capability::TOOL_CALL,
-        "shell",
-        Some(&later),
-        Some(&l.budget()),
-        NOW,
-    );
+    let err = l.check_operation(&Capability::TOOL_CALL, "shell", Some(&later), Some(&l.budget()), NOW);
     assert!(matches!(err, Err(Error::PermissionDenied { .. })));
     // All fine.
-    assert!(
-        l.check_operation(
-            &Capability::TOOL_CALL,
-            "calc",
-            Some(&later),
-            Some(&l.budget()),
-            NOW
-        )
-        .is_ok()
-    );
-    assert!(
-        l.check_operation(&Capability::TOOL_CALL, "calc", None, None, NOW)
-            .is_ok()
-    );
+    assert!(l.check_operation(&Capability::TOOL_CALL, "calc", Some(&later), Some(&l.budget()), NOW).is_ok());
+    assert!(l.check_operation(&Capability::TOOL_CALL, "calc", None, None, NOW).is_ok());
     assert!(matches!(
         l.check_operation(&Capability::COST_BUDGET, "USD:1", None, None, NOW),
         Err(Error::InvalidCapability { .. })

@@ -18,7 +18,9 @@ pub struct Extensions {
     #[serde(flatten)]
     #[cfg_attr(
         any(test, feature = "proptest"),
-        proptest(strategy = "proptest::collection::btree_map(\"x-vendor\\\\.[a-z]{1,4}\\\\.[a-z]{1,4}\", crate::message::arb::json_value(), 0..2)")
+        proptest(
+            strategy = "proptest::collection::btree_map(\"x-vendor\\\\.[a-z]{1,4}\\\\.[a-z]{1,4}\", crate::message::arb::json_value(), 0..2)"
+        )
     )]
     pub vendor: BTreeMap<String, serde_json::Value>,
 }
@@ -33,7 +35,10 @@ impl TryFrom<BTreeMap<String, serde_json::Value>> for Extensions {
             Some(_) => return Err("`extensions.optional` must be a boolean".into()),
         };
         if let Some(bad) = map.keys().find(|k| !crate::names::is_vendor_name(k)) {
-            return Err(format!("extension key {:?} is not `optional` or x-vendor.<vendor>.<name>", crate::error::clip(bad)));
+            return Err(format!(
+                "extension key {:?} is not `optional` or x-vendor.<vendor>.<name>",
+                crate::error::clip(bad)
+            ));
         }
         Ok(Extensions { optional, vendor: map })
     }

@@ -57,7 +57,10 @@ pub struct Credential {
     pub profile: Option<String>,
     /// Constraints (the spec echoes lease keys; the TS SDK uses its own shape): kept raw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::non_null_value())"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(crate::message::arb::non_null_value())")
+    )]
     pub constraints: Option<serde_json::Value>,
 }
 
@@ -88,7 +91,10 @@ pub struct JobAccepted {
     pub lease_constraints: Option<LeaseConstraints>,
     /// Initial budget counters: currency → amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::budget_map())"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(crate::message::arb::budget_map())")
+    )]
     pub budget: Option<BTreeMap<String, serde_json::Number>>,
     /// When the job was accepted.
     pub accepted_at: Timestamp,

@@ -14,11 +14,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct LeaseMap(
-    #[cfg_attr(
-        any(test, feature = "proptest"),
-        proptest(strategy = "crate::message::arb::lease_map()")
-    )]
-    pub BTreeMap<String, Vec<String>>,
+    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "crate::message::arb::lease_map()"))]
+    pub  BTreeMap<String, Vec<String>>,
 );
 
 impl LeaseMap {

@@ -138,7 +138,10 @@ pub struct JobSubscribed {
     pub lease_constraints: Option<LeaseConstraints>,
     /// *Current* budget counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(any(test, feature = "proptest"), proptest(strategy = "proptest::option::of(crate::message::arb::budget_map())"))]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(strategy = "proptest::option::of(crate::message::arb::budget_map())")
+    )]
     pub budget: Option<BTreeMap<String, serde_json::Number>>,
     /// The delegating job (always emitted; `null` for top-level jobs).
     #[serde(default)]

@@ -21,12 +21,16 @@ use serde_json::value::RawValue;
 
 pub use envelope::Envelope;
 pub use extensions::Extensions;
-pub use job::{Credential, ErrorStatus, JobAccepted, JobCancel, JobCancelled, JobError, JobResult, JobSubmit, SuccessStatus};
+pub use job::{
+    Credential, ErrorStatus, JobAccepted, JobCancel, JobCancelled, JobError, JobResult, JobSubmit, SuccessStatus,
+};
 pub use lease_wire::{LeaseConstraints, LeaseMap};
-pub use listing::{JobFilter, JobListEntry, JobStatus, JobSubscribe, JobSubscribed, JobUnsubscribe, SessionJobs, SessionListJobs};
+pub use listing::{
+    JobFilter, JobListEntry, JobStatus, JobSubscribe, JobSubscribed, JobUnsubscribe, SessionJobs, SessionListJobs,
+};
 pub use session::{
-    Auth, BearerToken, ClientInfo, ResumeRequest, RuntimeInfo, SessionAck, SessionBye, SessionClose, SessionClosed, SessionHello,
-    SessionPing, SessionPong, SessionResume, SessionWelcome,
+    Auth, BearerToken, ClientInfo, ResumeRequest, RuntimeInfo, SessionAck, SessionBye, SessionClose, SessionClosed,
+    SessionHello, SessionPing, SessionPong, SessionResume, SessionWelcome,
 };
 
 use crate::ErrorPayload;
