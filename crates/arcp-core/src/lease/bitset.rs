@@ -1,8 +1,9 @@
-//! A fixed-size bit set over positions `0..len`, with the few word-parallel operations the
-//! glob engine needs (shift by one, add with carry, "everything from here on").
+//! A fixed-size bit set over positions `0..len`, with the few in-place, word-parallel
+//! operations the glob engine needs (shift by one, spread along runs by carry propagation,
+//! "everything from here on").
 //!
-//! Deliberately does not grow, iterate or allocate after construction; out-of-range bits are
-//! always kept clear.
+//! Deliberately does not grow or allocate after construction; out-of-range bits are always
+//! kept clear.
 
 /// A set of positions `0..len`, stored little-endian in 64-bit words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,13 +18,6 @@ impl Bitset {
         Bitset { words: vec![0; len.div_ceil(64)], len }
     }
 
-    /// `{ i }` over `0..len` (empty if `i >= len`).
-    pub(super) fn single(len: usize, i: usize) -> Bitset {
-        let mut set = Bitset::zeros(len);
-        set.insert(i);
-        set
-    }
-
     /// Adds `i` (ignored if out of range).
     pub(super) fn insert(&mut self, i: usize) {
         if i < self.len
@@ -31,6 +25,11 @@ impl Bitset {
         {
             *w |= 1 << (i % 64);
         }
+    }
+
+    /// Empties the set.
+    pub(super) fn clear(&mut self) {
+        self.words.fill(0);
     }
 
     /// Whether `i` is in the set.
@@ -45,83 +44,93 @@ impl Bitset {
 
     /// The smallest member.
     pub(super) fn first(&self) -> Option<usize> {
-        self.words.iter().enumerate().find(|&(_, &w)| w != 0).map(|(k, w)| k * 64 + w.trailing_zeros() as usize)
+        first_of(self.words.iter().copied())
     }
 
-    /// `self ∩ other`.
-    pub(super) fn and(&self, other: &Bitset) -> Bitset {
-        self.zip(other, |a, b| a & b)
+    /// The smallest member of `self ∩ mask`.
+    pub(super) fn first_in(&self, mask: &Bitset) -> Option<usize> {
+        first_of(self.words.iter().zip(&mask.words).map(|(a, b)| a & b))
     }
 
-    /// `self ∪ other`.
-    pub(super) fn or(&self, other: &Bitset) -> Bitset {
-        self.zip(other, |a, b| a | b)
-    }
-
-    /// `self △ other`.
-    pub(super) fn xor(&self, other: &Bitset) -> Bitset {
-        self.zip(other, |a, b| a ^ b)
-    }
-
-    /// `{ i + 1 | i ∈ self }`, truncated to `0..len`.
-    pub(super) fn shifted_up(&self) -> Bitset {
+    /// `self ← { i + 1 | i ∈ self ∩ mask }`.
+    pub(super) fn keep_and_shift_up(&mut self, mask: &Bitset) {
         let mut carry = 0;
-        let words = self
-            .words
-            .iter()
-            .map(|&w| {
-                let out = (w << 1) | carry;
-                carry = w >> 63;
-                out
-            })
-            .collect();
-        Bitset { words, len: self.len }.trimmed()
-    }
-
-    /// The sets read as little-endian integers and added, truncated to `0..len`.
-    pub(super) fn plus(&self, other: &Bitset) -> Bitset {
-        let mut carry = false;
-        let words = self
-            .words
-            .iter()
-            .zip(&other.words)
-            .map(|(&a, &b)| {
-                let (s1, c1) = a.overflowing_add(b);
-                let (s2, c2) = s1.overflowing_add(u64::from(carry));
-                carry = c1 || c2;
-                s2
-            })
-            .collect();
-        Bitset { words, len: self.len }.trimmed()
-    }
-
-    /// `{ i | from <= i < len }`.
-    pub(super) fn from_position(len: usize, from: usize) -> Bitset {
-        let mut set = Bitset::zeros(len);
-        for (k, w) in set.words.iter_mut().enumerate() {
-            let lo = k * 64;
-            if lo + 64 <= from {
-                continue;
-            }
-            *w = if from <= lo { u64::MAX } else { u64::MAX << (from - lo) };
+        for (w, m) in self.words.iter_mut().zip(&mask.words) {
+            let kept = *w & m;
+            *w = (kept << 1) | carry;
+            carry = kept >> 63;
         }
-        set.trimmed()
+        self.trim();
     }
 
-    fn zip(&self, other: &Bitset, op: impl Fn(u64, u64) -> u64) -> Bitset {
-        let words = self.words.iter().zip(&other.words).map(|(&a, &b)| op(a, b)).collect();
-        Bitset { words, len: self.len }
+    /// `self ← self ∪ { i + 1 | i ∈ self ∩ mask }`.
+    pub(super) fn add_shifted_up(&mut self, mask: &Bitset) {
+        let mut carry = 0;
+        for (w, m) in self.words.iter_mut().zip(&mask.words) {
+            let kept = *w & m;
+            *w |= (kept << 1) | carry;
+            carry = kept >> 63;
+        }
+        self.trim();
     }
 
-    fn trimmed(mut self) -> Bitset {
+    /// For every member `i` inside a run `[a, b)` of `runs`, adds `i..=b`: the positions
+    /// reachable from `i` by stepping over run members. Computed as
+    /// `self ∪ (((self ∩ runs) + runs) ⊕ runs)`, reading the sets as little-endian integers:
+    /// the carry started at `i` ripples through the run and stops just past it.
+    pub(super) fn spread_along(&mut self, runs: &Bitset) {
+        let mut carry = false;
+        for (w, r) in self.words.iter_mut().zip(&runs.words) {
+            let (sum, c1) = (*w & r).overflowing_add(*r);
+            let (sum, c2) = sum.overflowing_add(u64::from(carry));
+            carry = c1 || c2;
+            *w |= sum ^ r;
+        }
+        self.trim();
+    }
+
+    /// `self ← self ∪ { i | from <= i < len }`.
+    pub(super) fn fill_from(&mut self, from: usize) {
+        for (k, w) in self.words.iter_mut().enumerate() {
+            let lo = k * 64;
+            if lo + 64 > from {
+                *w |= if from <= lo { u64::MAX } else { u64::MAX << (from - lo) };
+            }
+        }
+        self.trim();
+    }
+
+    /// `self ← { i + 1 | i ∈ mask, i >= from }`.
+    pub(super) fn set_to_shifted_from(&mut self, mask: &Bitset, from: usize) {
+        let mut carry = 0;
+        for (k, (w, m)) in self.words.iter_mut().zip(&mask.words).enumerate() {
+            let lo = k * 64;
+            let window = if lo + 64 <= from {
+                0
+            } else if from <= lo {
+                u64::MAX
+            } else {
+                u64::MAX << (from - lo)
+            };
+            let kept = m & window;
+            *w = (kept << 1) | carry;
+            carry = kept >> 63;
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
         let rem = self.len % 64;
         if rem != 0
             && let Some(last) = self.words.last_mut()
         {
             *last &= (1 << rem) - 1;
         }
-        self
     }
+}
+
+fn first_of(words: impl Iterator<Item = u64>) -> Option<usize> {
+    words.enumerate().find(|&(_, w)| w != 0).map(|(k, w)| k * 64 + w.trailing_zeros() as usize)
 }
 
 #[cfg(test)]
@@ -129,35 +138,51 @@ impl Bitset {
 mod tests {
     use super::*;
 
-    fn members(set: &Bitset) -> Vec<usize> {
-        (0..set.len).filter(|&i| set.contains(i)).collect()
+    fn set(len: usize, members: &[usize]) -> Bitset {
+        let mut s = Bitset::zeros(len);
+        for &i in members {
+            s.insert(i);
+        }
+        s
+    }
+
+    fn members(s: &Bitset) -> Vec<usize> {
+        (0..s.len).filter(|&i| s.contains(i)).collect()
     }
 
     #[test]
     fn shift_crosses_words_and_truncates() {
-        let mut s = Bitset::zeros(130);
-        s.insert(63);
-        s.insert(129);
-        assert_eq!(members(&s.shifted_up()), vec![64]);
+        let mut s = set(130, &[3, 63, 129]);
+        s.keep_and_shift_up(&set(130, &[63, 129]));
+        assert_eq!(members(&s), vec![64]);
+        let mut s = set(130, &[3, 63]);
+        s.add_shifted_up(&set(130, &[63]));
+        assert_eq!(members(&s), vec![3, 63, 64]);
     }
 
     #[test]
-    fn plus_carries_across_words() {
-        let mut a = Bitset::zeros(130);
-        for i in 60..70 {
-            a.insert(i);
-        }
-        let b = Bitset::single(130, 60);
-        assert_eq!(members(&a.plus(&b)), vec![70]);
+    fn spread_carries_across_words() {
+        let runs = set(140, &(60..70).chain(100..102).collect::<Vec<_>>());
+        let mut s = set(140, &[62, 101, 120]);
+        s.spread_along(&runs);
+        let expected: Vec<usize> = (62..=70).chain([101, 102, 120]).collect();
+        assert_eq!(members(&s), expected);
     }
 
     #[test]
-    fn from_position_and_first() {
-        let s = Bitset::from_position(70, 65);
+    fn fill_first_and_windowed_shift() {
+        let mut s = Bitset::zeros(70);
+        s.fill_from(65);
         assert_eq!(members(&s), vec![65, 66, 67, 68, 69]);
         assert_eq!(s.first(), Some(65));
-        assert!(Bitset::from_position(70, 70).is_empty());
-        assert_eq!(Bitset::from_position(3, 0).first(), Some(0));
-        assert!(!Bitset::single(3, 5).contains(5));
+        assert_eq!(s.first_in(&set(70, &[1, 67])), Some(67));
+        let mut t = Bitset::zeros(70);
+        t.fill_from(70);
+        assert!(t.is_empty());
+        t.set_to_shifted_from(&set(70, &[2, 10, 64, 69]), 10);
+        assert_eq!(members(&t), vec![11, 65]);
+        t.clear();
+        assert!(t.is_empty());
+        assert!(!set(3, &[5]).contains(5));
     }
 }

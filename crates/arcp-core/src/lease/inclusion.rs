@@ -84,36 +84,33 @@ impl Subject {
     /// Whether `parent` accepts the whole subject (anchored at both ends).
     pub(super) fn accepted_by(&mut self, parent: &[Tok]) -> bool {
         let len = self.syms.len() + 1;
-        let mut reach = Bitset::single(len, 0);
+        let mut reach = Bitset::zeros(len);
+        reach.insert(0);
         for tok in parent {
-            reach = match *tok {
+            match *tok {
                 Tok::Lit(b) => match self.literal_mask(b) {
-                    Some(mask) => reach.and(mask).shifted_up(),
+                    Some(mask) => reach.keep_and_shift_up(mask),
                     None => return false,
                 },
-                Tok::Star => {
-                    // Spread each reachable position to the end of its run of in-segment
-                    // symbols (and one past it): carry propagation does exactly that.
-                    let inside = reach.and(&self.in_segment);
-                    let spread = inside.plus(&self.in_segment).xor(&self.in_segment);
-                    reach.or(&spread)
-                }
+                // Each reachable position spreads to the end of its run of in-segment
+                // symbols, and one past it.
+                Tok::Star => reach.spread_along(&self.in_segment),
                 Tok::Any => match reach.first() {
-                    Some(start) => Bitset::from_position(len, start),
+                    Some(start) => reach.fill_from(start),
                     None => return false,
                 },
                 Tok::OptTail => {
-                    let mut next = reach.or(&reach.and(&self.opt_tail).shifted_up());
-                    if let Some(start) = reach.and(&self.slashy).first() {
-                        next = next.or(&Bitset::from_position(len, start + 1));
+                    let start = reach.first_in(&self.slashy);
+                    reach.add_shifted_up(&self.opt_tail);
+                    if let Some(start) = start {
+                        reach.fill_from(start + 1);
                     }
-                    next
                 }
-                Tok::SlashAny => match reach.and(&self.slashy).first() {
-                    Some(start) => self.slashy.and(&Bitset::from_position(len, start)).shifted_up(),
+                Tok::SlashAny => match reach.first_in(&self.slashy) {
+                    Some(start) => reach.set_to_shifted_from(&self.slashy, start),
                     None => return false,
                 },
-            };
+            }
             if reach.is_empty() {
                 return false;
             }

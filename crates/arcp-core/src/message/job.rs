@@ -131,24 +131,30 @@ pub struct JobCancelled {
     pub reason: Option<String>,
 }
 
-/// `final_status` of a `job.result`: always `success`.
+/// `final_status` of a `job.result`. The spec and our runtime only send `success` (other
+/// endings are `job.error`); `cancelled` and `timed_out` are accepted on input because the
+/// Python reference runtime (1.1.3) ends cancelled and timed-out jobs with a `job.result`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 #[serde(rename_all = "snake_case")]
-pub enum SuccessStatus {
+pub enum ResultStatus {
     /// The job succeeded.
     #[default]
     Success,
+    /// Python-reference compatibility: a cancelled job.
+    Cancelled,
+    /// Python-reference compatibility: a timed-out job.
+    TimedOut,
 }
 
 /// `job.result` (R→C, carries `event_seq`): success, with an inline `result` or a streamed
-/// `result_id` — never both.
+/// `result_id` — never both (a `null` result next to a `result_id` is read as no inline result).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 #[serde(try_from = "JobResultWire")]
 pub struct JobResult {
-    /// `success`.
-    pub final_status: SuccessStatus,
+    /// `success` (see [`ResultStatus`] for what else is accepted).
+    pub final_status: ResultStatus,
     /// Optional human summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -168,7 +174,7 @@ pub struct JobResult {
 #[derive(Deserialize, JsonSchema)]
 #[schemars(rename = "JobResult")]
 struct JobResultWire {
-    final_status: SuccessStatus,
+    final_status: ResultStatus,
     #[serde(default)]
     summary: Option<String>,
     #[serde(default, deserialize_with = "super::serde_util::present")]
@@ -183,7 +189,10 @@ struct JobResultWire {
 impl TryFrom<JobResultWire> for JobResult {
     type Error = &'static str;
 
-    fn try_from(w: JobResultWire) -> Result<Self, &'static str> {
+    fn try_from(mut w: JobResultWire) -> Result<Self, &'static str> {
+        if w.result_id.is_some() && w.result == Some(serde_json::Value::Null) {
+            w.result = None;
+        }
         if w.result.is_some() && w.result_id.is_some() {
             return Err("`result` and `result_id` are mutually exclusive");
         }
@@ -299,6 +308,8 @@ mod tests {
     fn result_and_result_id_are_exclusive() {
         let bad = r#"{"final_status":"success","result":1,"result_id":"res_1"}"#;
         assert!(serde_json::from_str::<JobResult>(bad).is_err());
+        let lenient = r#"{"final_status":"success","result":null,"result_id":"res_1"}"#;
+        assert_eq!(serde_json::from_str::<JobResult>(lenient).unwrap().result, None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 pub use envelope::Envelope;
 pub use extensions::Extensions;
 pub use job::{
-    Credential, ErrorStatus, JobAccepted, JobCancel, JobCancelled, JobError, JobResult, JobSubmit, SuccessStatus,
+    Credential, ErrorStatus, JobAccepted, JobCancel, JobCancelled, JobError, JobResult, JobSubmit, ResultStatus,
 };
 pub use lease_wire::{LeaseConstraints, LeaseMap};
 pub use listing::{
