@@ -5,7 +5,7 @@
 //! error codes ([`ErrorPayload`], [`ErrorCode`]), ids and tokens ([`ids`]), feature
 //! negotiation and the agent grammar ([`negotiate`], [`agent`]), leases, globs, budgets and the
 //! subset check ([`lease`]), and a decoder that turns *any* byte string into either a typed
-//! message or a typed error ([`decode`]).
+//! message or a typed error ([`decode()`]).
 //!
 //! What deliberately does not: IO of any kind. There are no sockets, no async runtime, no
 //! files; time and randomness come in through the [`Clock`] and [`Entropy`] traits so tests are

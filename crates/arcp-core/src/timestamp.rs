@@ -55,6 +55,10 @@ pub(crate) fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     if s.len() > 64 {
         return Err("too long".into());
     }
+    // RFC 3339's grammar separates date and time with `T`; the parser also takes a space.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
+        return Err("date and time must be separated by `T`".into());
+    }
     OffsetDateTime::parse(s, &Rfc3339).map_err(|e| e.to_string())
 }
 

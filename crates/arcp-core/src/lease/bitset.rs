@@ -27,11 +27,6 @@ impl Bitset {
         }
     }
 
-    /// Empties the set.
-    pub(super) fn clear(&mut self) {
-        self.words.fill(0);
-    }
-
     /// Whether `i` is in the set.
     pub(super) fn contains(&self, i: usize) -> bool {
         i < self.len && self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
@@ -181,8 +176,6 @@ mod tests {
         assert!(t.is_empty());
         t.set_to_shifted_from(&set(70, &[2, 10, 64, 69]), 10);
         assert_eq!(members(&t), vec![11, 65]);
-        t.clear();
-        assert!(t.is_empty());
         assert!(!set(3, &[5]).contains(5));
     }
 }

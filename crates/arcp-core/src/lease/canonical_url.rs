@@ -1,8 +1,8 @@
 //! URL canonicalisation for `net.fetch` targets (with the `url` crate) and `net.fetch` patterns
 //! (by hand, because wildcards do not survive WHATWG parsing).
 //!
-//! Deliberately does not decode percent-escapes, resolve hosts or contact anything; a pattern
-//! must be written the way the canonical target is serialised (e.g. a space as `%20`).
+//! Deliberately does not decode percent-escapes (`%61` stays distinct from `a`), resolve hosts
+//! or contact anything.
 
 use url::{Host, Url};
 
@@ -32,9 +32,10 @@ pub(super) fn canonicalize_url_target(target: &str) -> Result<String, String> {
 /// pattern that starts with a literal `scheme://` gets: scheme and host lower-cased (a literal
 /// host is also IDNA/IPv4-normalised by the `url` crate, a wildcard host must be ASCII), the
 /// default port removed, `/` as the path when it has none (as the `url` crate serialises
-/// `https://h`), runs of `/` in the path collapsed, the fragment removed; `.`/`..` path
+/// `https://h`), runs of `/` in the path collapsed, path and query percent-encoded like the
+/// `url` crate does (space, quotes, `<>`, non-ASCII…), the fragment removed; `.`/`..` path
 /// segments are refused. A wildcard pattern not starting with `scheme://` (e.g. `**`) is
-/// matched as written.
+/// matched as written. Put `*`, not `**`, in hosts: `**` also crosses into the path.
 pub(super) fn canonicalize_url_pattern(pattern: &str) -> Result<String, String> {
     if !pattern.contains('*') {
         return canonicalize_url_target(pattern);
@@ -52,7 +53,7 @@ pub(super) fn canonicalize_url_pattern(pattern: &str) -> Result<String, String> 
     };
 
     let authority = canonical_authority(&scheme, authority)?;
-    let mut path = collapse_slashes(path);
+    let mut path = percent_encode(&collapse_slashes(path), PATH_SET);
     if path.split('/').any(is_dot_segment) {
         return Err("`.` or `..` segment in a URL pattern".to_owned());
     }
@@ -62,7 +63,8 @@ pub(super) fn canonicalize_url_pattern(pattern: &str) -> Result<String, String> 
     let mut out = format!("{scheme}://{authority}{path}");
     if let Some(query) = query {
         out.push('?');
-        out.push_str(query);
+        let set = if is_special(&scheme) { SPECIAL_QUERY_SET } else { QUERY_SET };
+        out.push_str(&percent_encode(query, set));
     }
     Ok(out)
 }
@@ -147,6 +149,30 @@ fn has_encoded_separator(path: &str) -> bool {
     lower.contains("%2f") || lower.contains("%5c")
 }
 
+/// ASCII bytes the WHATWG path state percent-encodes (besides controls and non-ASCII).
+const PATH_SET: &[u8] = b" \"#<>?`{}";
+/// ASCII bytes the WHATWG query state percent-encodes (besides controls and non-ASCII).
+const QUERY_SET: &[u8] = b" \"#<>";
+/// [`QUERY_SET`] plus `'`, for special schemes.
+const SPECIAL_QUERY_SET: &[u8] = b" \"#<>'";
+
+/// Percent-encodes what the `url` crate would in the same component, so that a wildcard
+/// pattern is written like the targets it is meant to match.
+fn percent_encode(s: &str, set: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() && !set.contains(&(c as u8)) {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
@@ -207,6 +233,8 @@ mod tests {
         assert_eq!(pattern("https://h/*?q=*"), "https://h/*?q=*");
         assert_eq!(pattern("**"), "**");
         assert_eq!(pattern("https://example.com/x"), "https://example.com/x");
+        assert_eq!(pattern("https://h/a b/é/*?q=a b'*"), "https://h/a%20b/%C3%A9/*?q=a%20b%27*");
+        assert_eq!(target("https://h/a b/é/x?q=a b'c"), "https://h/a%20b/%C3%A9/x?q=a%20b%27c");
         assert!(canonicalize_url_pattern("https://h/a/../*").is_err());
         assert!(canonicalize_url_pattern("https://*.bücher.de/").is_err());
     }

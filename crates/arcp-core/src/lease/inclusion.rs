@@ -81,8 +81,25 @@ impl Subject {
         self.literal.iter().find(|(b, _)| *b == byte).map(|(_, mask)| mask)
     }
 
+    /// A cheap necessary condition: the parent's leading and trailing literals can only be
+    /// consumed by the same literals at the subject's ends.
+    fn literal_ends_agree(&self, parent: &[Tok]) -> bool {
+        let is_lit = |t: &&Tok| matches!(t, Tok::Lit(_));
+        let prefix = parent.iter().take_while(is_lit).count();
+        if prefix == parent.len() {
+            return parent == self.syms.as_slice();
+        }
+        let suffix = parent.iter().rev().take_while(is_lit).count();
+        prefix + suffix <= self.syms.len()
+            && parent.get(..prefix) == self.syms.get(..prefix)
+            && parent.get(parent.len() - suffix..) == self.syms.get(self.syms.len() - suffix..)
+    }
+
     /// Whether `parent` accepts the whole subject (anchored at both ends).
     pub(super) fn accepted_by(&mut self, parent: &[Tok]) -> bool {
+        if !self.literal_ends_agree(parent) {
+            return false;
+        }
         let len = self.syms.len() + 1;
         let mut reach = Bitset::zeros(len);
         reach.insert(0);

@@ -42,11 +42,11 @@ use crate::message::LeaseMap;
 use inclusion::Subject;
 
 /// The most patterns (amounts included) one lease may hold.
-pub const MAX_LEASE_PATTERNS: usize = 1024;
+pub const MAX_LEASE_PATTERNS: usize = 256;
 
 /// The most bytes of capability names and patterns one lease may hold (this bounds the cost
 /// of the subset check, which is quadratic in it).
-pub const MAX_LEASE_BYTES: usize = 64 * 1024;
+pub const MAX_LEASE_BYTES: usize = 16 * 1024;
 
 /// What a lease grants for one capability.
 #[derive(Debug, Clone, PartialEq, Eq)]

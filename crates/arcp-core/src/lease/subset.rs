@@ -57,9 +57,8 @@ pub fn check_subset(
                 }
                 for glob in globs {
                     let mut subject = glob.as_subject();
-                    let covered = parents
-                        .iter()
-                        .any(|p| p.target_kind() == glob.target_kind() && (p == glob || p.accepts(&mut subject)));
+                    let covered = parents.contains(glob)
+                        || parents.iter().any(|p| p.target_kind() == glob.target_kind() && p.accepts(&mut subject));
                     if !covered {
                         return Err(violation(
                             capability.as_str(),

@@ -45,7 +45,7 @@ fn from_wire_bounds_the_lease_size() {
     let many: Vec<String> = (0..=MAX_LEASE_PATTERNS).map(|i| format!("tool{i}")).collect();
     let map = LeaseMap(BTreeMap::from([("tool.call".to_owned(), many)]));
     assert!(matches!(Lease::from_wire(&map), Err(Error::InvalidPattern { .. })));
-    let big: Vec<String> = (0..20).map(|i| format!("{i}{}", "x".repeat(4000))).collect();
+    let big: Vec<String> = (0..5).map(|i| format!("{i}{}", "x".repeat(4000))).collect();
     let map = LeaseMap(BTreeMap::from([("tool.call".to_owned(), big)]));
     assert!(matches!(Lease::from_wire(&map), Err(Error::InvalidPattern { .. })));
 }
