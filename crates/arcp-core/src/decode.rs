@@ -227,7 +227,15 @@ impl RawEnvelope<'_> {
         let job_id: Option<JobId> = field(self.job_id, "job_id")?;
         let event_seq: Option<EventSeq> = field(self.event_seq, "event_seq")?;
         let extensions = field(self.extensions, "extensions")?;
-        let payload = self.payload.filter(|p| p.get() != "null").ok_or(Error::MissingField { field: "payload" })?;
+        // An absent (or null) payload is read as `{}` (spec §5.1).
+        let empty: Box<RawValue>;
+        let payload = match self.payload.filter(|p| p.get() != "null") {
+            Some(p) => p,
+            None => {
+                empty = RawValue::from_string("{}".to_owned()).map_err(|_| Error::MissingField { field: "payload" })?;
+                &empty
+            }
+        };
         if !payload.get().starts_with('{') {
             return Err(Error::InvalidField { field: "payload", reason: "must be a JSON object".into() });
         }
@@ -256,6 +264,14 @@ impl RawEnvelope<'_> {
             }
             class => return Err(Error::UnknownType { type_name: crate::error::clip(&type_name), class }),
         };
+        if let (Some(outer), Some(inner)) = (&job_id, message.payload_job_id())
+            && outer != inner
+        {
+            return Err(Error::InvalidField {
+                field: "job_id",
+                reason: format!("envelope job_id {outer} differs from payload job_id {inner}"),
+            });
+        }
         Ok(Envelope { arcp, id, session_id, job_id, event_seq, trace_id, extensions, message })
     }
 }

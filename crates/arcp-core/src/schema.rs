@@ -68,7 +68,7 @@ fn envelope_root(
     payload: Value,
     rule: EnvelopeRule,
 ) -> Map<String, Value> {
-    let mut required = vec!["arcp", "id", "type", "payload"];
+    let mut required = vec!["arcp", "id", "type"];
     match rule {
         EnvelopeRule::Plain => {}
         EnvelopeRule::JobScoped => required.push("job_id"),
@@ -82,7 +82,7 @@ fn envelope_root(
         "trace_id": nullable(sub::<TraceId>(g)),
         "job_id": if rule == EnvelopeRule::Plain { nullable(sub::<JobId>(g)) } else { sub::<JobId>(g) },
         "event_seq": if rule == EnvelopeRule::Sequenced { sub::<EventSeq>(g) } else { nullable(sub::<EventSeq>(g)) },
-        "payload": payload,
+        "payload": nullable(payload),
         "extensions": nullable(sub::<Extensions>(g)),
     });
     let mut root = Map::new();

@@ -31,7 +31,8 @@ fn envelope_failures_are_typed() {
     assert_eq!(kind(r#"{"arcp":1.1,"id":"m","type":"session.bye","payload":{}}"#), "invalid_field");
     assert_eq!(kind(r#"{"arcp":"1","id":7,"type":"session.bye","payload":{}}"#), "invalid_field");
     assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":[]}"#), "invalid_field");
-    assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye"}"#), "missing_field");
+    assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye"}"#), "ok", "absent payload is {{}}");
+    assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"job.submit"}"#), "invalid_payload");
     assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"job.nope","payload":{}}"#), "unknown_type");
     assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"hello","payload":{}}"#), "unknown_type");
     assert_eq!(kind(r#"{"arcp":"1","id":"m","type":"session.bye","payload":{},"trace_id":"xyz"}"#), "invalid_field");
@@ -123,4 +124,15 @@ fn invalid_utf8_is_typed() {
     assert_eq!(f.error, Error::InvalidUtf8 { offset: 40 });
     assert_eq!(kind(r#"{"arcp":"1","id":"\ud800","type":"session.bye","payload":{}}"#), "invalid_field");
     assert_eq!(kind("{\"arcp\":\"1\",\"id\":\"a\u{0}\"}"), "invalid_json");
+}
+
+#[test]
+fn envelope_and_payload_job_ids_must_agree() {
+    let frame = |outer: &str| {
+        format!(
+            r#"{{"arcp":"1.1","id":"m","type":"job.unsubscribe","job_id":"{outer}","payload":{{"job_id":"job_A"}}}}"#
+        )
+    };
+    assert_eq!(kind(&frame("job_A")), "ok");
+    assert_eq!(kind(&frame("job_B")), "invalid_field");
 }

@@ -7,7 +7,7 @@ use crate::ErrorPayload;
 use crate::message::{LeaseConstraints, LeaseMap};
 
 /// `log` level. `warning` is accepted as `warn`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
@@ -24,6 +24,19 @@ pub enum LogLevel {
     Error,
     /// Critical.
     Critical,
+}
+
+impl JsonSchema for LogLevel {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LogLevel".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Log severity; `warning` is read as `warn`.",
+            "enum": ["trace", "debug", "info", "warn", "warning", "error", "critical"],
+        })
+    }
 }
 
 /// `log`: `{level, message, attributes?}`.
@@ -107,8 +120,9 @@ impl TryFrom<ToolResultWire> for ToolResult {
 }
 
 /// `status`: `{phase, message?}`. Phases seen: `running`, `back_pressure`,
-/// `credential_rotated`; the set is open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `credential_rotated`; the set is open, and other body fields (e.g. the rotated
+/// credential of §9.8) are kept verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 pub struct Status {
     /// The phase.
@@ -116,6 +130,22 @@ pub struct Status {
     /// Optional detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Any other body fields.
+    #[serde(flatten)]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(
+            strategy = "proptest::collection::btree_map(\"x_[a-z]{1,5}\", crate::message::arb::non_null_value(), 0..2)"
+        )
+    )]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Status {
+    /// A status with just a phase.
+    pub fn phase(phase: impl Into<String>) -> Self {
+        Status { phase: phase.into(), message: None, extra: Default::default() }
+    }
 }
 
 /// `metric`: `{name, value, unit?, dimensions?}`; `dims` (TS) accepted on input, `dimensions`

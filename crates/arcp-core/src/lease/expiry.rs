@@ -23,6 +23,19 @@ const MAX_LEN: usize = 64;
 pub struct ExpiresAt(OffsetDateTime);
 
 impl ExpiresAt {
+    /// The `expires_at` of a wire `lease_constraints`, parsed; a constraint key this build
+    /// does not know is refused (`INVALID_REQUEST`) rather than ignored, because ignoring a
+    /// constraint would widen the lease.
+    pub fn from_constraints(constraints: &crate::message::LeaseConstraints) -> Result<Option<ExpiresAt>, Error> {
+        if let Some(key) = constraints.unknown.keys().next() {
+            return Err(Error::InvalidField {
+                field: "lease_constraints",
+                reason: format!("unknown constraint {:?}", crate::error::clip(key)),
+            });
+        }
+        constraints.expires_at.as_deref().map(ExpiresAt::parse).transpose()
+    }
+
     /// Parses the wire value. Anything but RFC 3339 with a `Z`/`z` suffix — a numeric offset,
     /// even `+00:00`, a missing offset, garbage, or an instant before 1970 — is
     /// [`Error::InvalidExpiresAt`] (fail closed).
@@ -187,5 +200,15 @@ mod tests {
         let at: ExpiresAt = serde_json::from_str(&format!("\"{T}\"")).unwrap();
         assert_eq!(serde_json::to_string(&at).unwrap(), format!("\"{T}\""));
         assert!(serde_json::from_str::<ExpiresAt>("\"2030-01-02T03:04:05+00:00\"").is_err());
+    }
+
+    #[test]
+    fn constraints_with_unknown_keys_are_refused() {
+        let mut c =
+            crate::message::LeaseConstraints { expires_at: Some("2030-01-01T00:00:00Z".into()), ..Default::default() };
+        assert!(ExpiresAt::from_constraints(&c).unwrap().is_some());
+        c.unknown.insert("max_cost".into(), serde_json::json!("USD:5"));
+        assert_eq!(ExpiresAt::from_constraints(&c).unwrap_err().code(), crate::ErrorCode::INVALID_REQUEST);
+        assert!(ExpiresAt::from_constraints(&Default::default()).unwrap().is_none());
     }
 }

@@ -140,11 +140,14 @@ impl proptest::arbitrary::Arbitrary for Envelope {
         )
             .prop_map(|(arcp, id, session_id, job_id, seq, trace_id, extensions, message, extra)| {
                 let rule = message.message_type().map_or(EnvelopeRule::Plain, |t| t.envelope_rule());
-                let (job_id, event_seq) = match rule {
+                let (mut job_id, event_seq) = match rule {
                     EnvelopeRule::Sequenced => (Some(job_id), Some(seq)),
                     EnvelopeRule::JobScoped => (Some(job_id), extra.then_some(seq)),
                     EnvelopeRule::Plain => (extra.then_some(job_id), None),
                 };
+                if let (Some(_), Some(inner)) = (&job_id, message.payload_job_id()) {
+                    job_id = Some(inner.clone());
+                }
                 Envelope { arcp, id, session_id, job_id, event_seq, trace_id, extensions, message }
             })
             .boxed()

@@ -26,7 +26,8 @@ impl LeaseMap {
 }
 
 /// `lease_constraints` (§9.5): today only `expires_at`, kept as the raw wire string; parse it
-/// with [`crate::lease::ExpiresAt::parse`].
+/// with [`crate::lease::ExpiresAt::parse`]. Unknown keys are kept (never silently dropped:
+/// dropping a constraint would widen authority) so the runtime can refuse them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(any(test, feature = "proptest"), derive(proptest_derive::Arbitrary))]
 pub struct LeaseConstraints {
@@ -37,4 +38,13 @@ pub struct LeaseConstraints {
         proptest(strategy = "proptest::option::of(crate::message::arb::utc_timestamp())")
     )]
     pub expires_at: Option<String>,
+    /// Constraint keys this build does not know; a runtime refuses a lease that has any.
+    #[serde(flatten)]
+    #[cfg_attr(
+        any(test, feature = "proptest"),
+        proptest(
+            strategy = "proptest::collection::btree_map(\"max_[a-z]{1,5}\", crate::message::arb::non_null_value(), 0..2)"
+        )
+    )]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }

@@ -218,6 +218,21 @@ messages! {
     JobUnsubscribe(JobUnsubscribe) = "job.unsubscribe", ClientToRuntime, Plain, "1.1";
 }
 
+impl Message {
+    /// The `job_id` a payload names, for the messages that carry one in the payload
+    /// (`job.accepted`, `job.subscribe`, `job.subscribed`, `job.unsubscribe`). When the
+    /// envelope also has a `job_id`, the two must agree.
+    pub fn payload_job_id(&self) -> Option<&crate::JobId> {
+        match self {
+            Message::JobAccepted(p) => Some(&p.job_id),
+            Message::JobSubscribe(p) => Some(&p.job_id),
+            Message::JobSubscribed(p) => Some(&p.job_id),
+            Message::JobUnsubscribe(p) => Some(&p.job_id),
+            _ => None,
+        }
+    }
+}
+
 /// A vendor message: type `x-vendor.<vendor>.<name>`, payload verbatim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VendorMessage {
