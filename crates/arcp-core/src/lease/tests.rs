@@ -148,3 +148,101 @@ fn check_operation_order_is_expiry_budget_pattern() {
         Err(Error::InvalidCapability { .. })
     ));
 }
+
+mod subset_properties {
+    //! Lease-level properties of the §9.4 subset check over small random leases.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn path_pattern() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(vec!["a", "b", "*", "**", "a*"]), 1..4)
+            .prop_map(|segs| format!("/{}", segs.join("/")))
+    }
+
+    fn small_lease() -> impl Strategy<Value = Lease> {
+        (
+            proptest::collection::vec(path_pattern(), 0..3),
+            proptest::collection::vec(proptest::sample::select(vec!["x", "y", "*", "x*"]), 0..3),
+            proptest::option::of(0u32..10),
+        )
+            .prop_filter_map("valid lease", |(paths, tools, usd)| {
+                let mut map = BTreeMap::new();
+                if !paths.is_empty() {
+                    map.insert("fs.read".to_owned(), paths);
+                }
+                if !tools.is_empty() {
+                    map.insert("tool.call".to_owned(), tools.into_iter().map(str::to_owned).collect());
+                }
+                if let Some(usd) = usd {
+                    map.insert("cost.budget".to_owned(), vec![format!("USD:{usd}")]);
+                }
+                Lease::from_wire(&LeaseMap(map)).ok()
+            })
+    }
+
+    fn targets() -> Vec<String> {
+        let mut out = vec!["/".to_owned()];
+        for a in ["a", "b", "ab"] {
+            out.push(format!("/{a}"));
+            for b in ["a", "b"] {
+                out.push(format!("/{a}/{b}"));
+                out.push(format!("/{a}/{b}/a"));
+            }
+        }
+        out
+    }
+
+    fn is_subset(parent: &Lease, child: &Lease) -> bool {
+        check_subset(parent, None, &parent.budget(), child, None).is_ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_lease_is_a_subset_of_itself(l in small_lease()) {
+            prop_assert!(is_subset(&l, &l));
+        }
+
+        #[test]
+        fn subset_is_transitive(a in small_lease(), b in small_lease(), c in small_lease()) {
+            if is_subset(&a, &b) && is_subset(&b, &c) {
+                prop_assert!(is_subset(&a, &c));
+            }
+        }
+
+        #[test]
+        fn a_subset_never_allows_what_its_parent_denies(parent in small_lease(), child in small_lease()) {
+            if !is_subset(&parent, &child) {
+                return Ok(());
+            }
+            for t in targets() {
+                if child.allows(&Capability::FS_READ, &t).unwrap_or(false) {
+                    prop_assert!(parent.allows(&Capability::FS_READ, &t).unwrap_or(false), "{t}");
+                }
+            }
+            for t in ["x", "y", "xx", "z"] {
+                if child.allows(&Capability::TOOL_CALL, t).unwrap_or(false) {
+                    prop_assert!(parent.allows(&Capability::TOOL_CALL, t).unwrap_or(false), "{t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_generator_produces_real_subset_pairs() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut nontrivial = 0;
+        for _ in 0..2000 {
+            let parent = small_lease().new_tree(&mut runner).unwrap().current();
+            let child = small_lease().new_tree(&mut runner).unwrap().current();
+            if !child.is_empty() && is_subset(&parent, &child) {
+                nontrivial += 1;
+            }
+        }
+        assert!(nontrivial >= 40, "only {nontrivial} non-trivial subset pairs in 2000");
+    }
+}
