@@ -1,7 +1,30 @@
-//! `arcp-server`: the ARCP session and job runtime (not yet built).
+//! `arcp-server`: the ARCP session and job runtime.
 //!
-//! This crate will own the IO side of ARCP: the handshake and bearer authentication, jobs and
-//! their events, resume with replay, idempotency, heartbeat, ack and back-pressure, job listing
-//! and subscription, lease enforcement, budgets and delegation, and the store traits (event log,
-//! resume records, idempotency records, job records). Wire types come from `arcp-core`; this
-//! crate converts at that boundary. Tracked by the issue "arcp-server: sessions and jobs".
+//! Host named, versioned [`Agent`]s in a [`Runtime`] and serve connections over any
+//! [`transport::Transport`] (WebSocket, stdio, in-memory). The runtime implements the
+//! handshake and bearer auth, jobs and their events with a session-scoped `event_seq` that is
+//! persisted before it is sent, resume with replay and re-attachment of running jobs,
+//! idempotent submits, and cancellation. State that must survive lives behind the
+//! [`store`] traits. Wire types come from `arcp-core`; this crate converts at that boundary.
+
+mod agent;
+mod auth;
+mod config;
+mod connection;
+mod context;
+mod digest;
+mod error;
+mod job;
+mod resume;
+mod runtime;
+mod session;
+pub mod store;
+mod submit;
+pub mod transport;
+
+pub use agent::{Agent, AgentError, AgentRegistry};
+pub use auth::{BearerVerifier, Identity, StaticBearerVerifier};
+pub use config::RuntimeConfig;
+pub use context::JobContext;
+pub use error::Error;
+pub use runtime::{Runtime, RuntimeBuilder};

@@ -1,0 +1,238 @@
+//! [`Runtime`]: the shared state of one ARCP runtime (agents, stores, sessions, jobs) and the
+//! entry point that serves a connection over any [`Transport`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arcp_core::{Clock, Entropy, JobId, MessageId, SessionId, SystemClock, Timestamp};
+
+use crate::agent::AgentRegistry;
+use crate::auth::BearerVerifier;
+use crate::config::RuntimeConfig;
+use crate::job::Job;
+use crate::session::Session;
+use crate::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryResumeStore};
+use crate::store::{EventLog, IdempotencyStore, ResumeStore};
+use crate::transport::Transport;
+
+pub(crate) struct Inner {
+    pub(crate) config: RuntimeConfig,
+    pub(crate) registry: AgentRegistry,
+    pub(crate) verifier: Arc<dyn BearerVerifier>,
+    pub(crate) events: Arc<dyn EventLog>,
+    pub(crate) resumes: Arc<dyn ResumeStore>,
+    pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) entropy: Arc<dyn Entropy>,
+    pub(crate) sessions: parking_lot::Mutex<HashMap<SessionId, Arc<Session>>>,
+    pub(crate) jobs: parking_lot::Mutex<HashMap<JobId, Arc<Job>>>,
+    pub(crate) next_conn: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) fn now_timestamp(&self) -> Timestamp {
+        Timestamp::from_millis(self.now_millis())
+    }
+
+    pub(crate) fn mint_message_id(&self) -> Result<MessageId, crate::Error> {
+        Ok(MessageId::mint(&*self.clock, &*self.entropy)?)
+    }
+
+    pub(crate) fn session(&self, id: &SessionId) -> Option<Arc<Session>> {
+        self.sessions.lock().get(id).cloned()
+    }
+
+    pub(crate) fn job(&self, id: &JobId) -> Option<Arc<Job>> {
+        self.jobs.lock().get(id).cloned()
+    }
+
+    /// Drops what has outlived its window: expired resume and idempotency records, sessions
+    /// detached for longer than the resume window with no running job (and their events),
+    /// and finished jobs older than the idempotency TTL.
+    pub(crate) async fn sweep(&self) {
+        let now = self.now_millis();
+        if let Err(e) = self.resumes.purge_expired(now).await {
+            tracing::warn!(error = %e, "resume sweep failed");
+        }
+        if let Err(e) = self.idempotency.purge_expired(now).await {
+            tracing::warn!(error = %e, "idempotency sweep failed");
+        }
+        let window = u64::try_from(self.config.resume_window.as_millis()).unwrap_or(u64::MAX);
+        let expired: Vec<Arc<Session>> = {
+            let sessions = self.sessions.lock();
+            sessions
+                .values()
+                .filter(|s| {
+                    let detached = s.detached_at.load(Ordering::SeqCst);
+                    detached != 0 && now.saturating_sub(detached) > window && s.running_jobs.load(Ordering::SeqCst) == 0
+                })
+                .cloned()
+                .collect()
+        };
+        for s in expired {
+            self.sessions.lock().remove(&s.id);
+            let _ = self.events.purge(&s.id, None).await;
+            let _ = self.resumes.remove(&s.id).await;
+        }
+        let ttl = u64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(u64::MAX);
+        let jobs: Vec<Arc<Job>> = self.jobs.lock().values().cloned().collect();
+        for job in jobs {
+            let st = job.state.lock().await;
+            if st.status.is_terminal() && now.saturating_sub(st.ended_at) > ttl {
+                drop(st);
+                self.jobs.lock().remove(&job.id);
+            }
+        }
+    }
+}
+
+/// An ARCP runtime. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("runtime", &self.inner.config.runtime).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder with in-memory stores, the system clock and OS randomness.
+    pub fn builder(verifier: impl BearerVerifier) -> RuntimeBuilder {
+        RuntimeBuilder {
+            config: RuntimeConfig::default(),
+            registry: AgentRegistry::new(),
+            verifier: Arc::new(verifier),
+            events: Arc::new(MemoryEventLog::default()),
+            resumes: Arc::new(MemoryResumeStore::default()),
+            idempotency: Arc::new(MemoryIdempotencyStore::default()),
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(arcp_core::OsEntropy),
+        }
+    }
+
+    /// Serves one connection until it closes. Jobs it started keep running afterwards.
+    pub async fn serve<T: Transport>(&self, transport: T) {
+        crate::connection::run(self.inner.clone(), transport).await;
+    }
+
+    /// Serves one connection on a new task.
+    pub fn spawn<T: Transport>(&self, transport: T) -> tokio::task::JoinHandle<()> {
+        let rt = self.clone();
+        tokio::spawn(async move { rt.serve(transport).await })
+    }
+
+    /// Runs one retention sweep now (the background sweeper does this periodically).
+    pub async fn sweep(&self) {
+        self.inner.sweep().await;
+    }
+
+    /// Starts the background sweeper (every `interval`); it stops when every `Runtime` clone is
+    /// dropped.
+    pub fn start_sweeper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.sweep().await;
+            }
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+}
+
+/// Builds a [`Runtime`].
+pub struct RuntimeBuilder {
+    config: RuntimeConfig,
+    registry: AgentRegistry,
+    verifier: Arc<dyn BearerVerifier>,
+    events: Arc<dyn EventLog>,
+    resumes: Arc<dyn ResumeStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the agent registry.
+    pub fn agents(mut self, registry: AgentRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Uses `log` as the event log.
+    pub fn event_log(mut self, log: impl EventLog) -> Self {
+        self.events = Arc::new(log);
+        self
+    }
+
+    /// Uses `store` for resume records.
+    pub fn resume_store(mut self, store: impl ResumeStore) -> Self {
+        self.resumes = Arc::new(store);
+        self
+    }
+
+    /// Uses `store` for idempotency records.
+    pub fn idempotency_store(mut self, store: impl IdempotencyStore) -> Self {
+        self.idempotency = Arc::new(store);
+        self
+    }
+
+    /// Uses `clock` for timestamps, expiry and windows.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses `entropy` for ids and tokens.
+    pub fn entropy(mut self, entropy: impl Entropy + 'static) -> Self {
+        self.entropy = Arc::new(entropy);
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                config: self.config,
+                registry: self.registry,
+                verifier: self.verifier,
+                events: self.events,
+                resumes: self.resumes,
+                idempotency: self.idempotency,
+                clock: self.clock,
+                entropy: self.entropy,
+                sessions: parking_lot::Mutex::new(HashMap::new()),
+                jobs: parking_lot::Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! A session: its identity, negotiated features, the sequence counter, and the link to the
+//! connection currently attached (if any).
+//!
+//! Every sequence-bearing envelope goes through [`Session::emit`]: under one lock it takes
+//! the next `event_seq`, appends the encoded frame to the event log, and only then queues it
+//! on the attached link (decision 7). With no link attached the event is still persisted and
+//! is delivered by a later resume (decision 15). Resume takes the same lock to replay and
+//! attach atomically, so no event is lost or duplicated at the seam.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arcp_core::message::Message;
+use arcp_core::negotiate::Feature;
+use arcp_core::{Envelope, ErrorCode, ErrorPayload, EventSeq, JobId, ProtocolVersion, SessionId, TraceId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::runtime::Inner;
+use crate::store::StoredEvent;
+
+/// What a connection's writer task receives.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// One frame to send.
+    Frame(Arc<str>),
+    /// Close the transport after everything queued before it.
+    Close,
+}
+
+/// The sending side of one connection, as a session sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub(crate) conn: u64,
+    pub(crate) tx: mpsc::Sender<Outbound>,
+    /// Cancelling it tears the connection down at once (queued frames are dropped).
+    pub(crate) kill: CancellationToken,
+}
+
+impl Link {
+    /// Queues `frame`, waiting at most `timeout` for room. `false` if the connection is gone
+    /// or too slow (the caller detaches it).
+    pub(crate) async fn push(&self, frame: Arc<str>, timeout: Duration) -> bool {
+        matches!(tokio::time::timeout(timeout, self.tx.send(Outbound::Frame(frame))).await, Ok(Ok(())))
+    }
+}
+
+/// Negotiated per-session settings (re-negotiated on resume).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionMeta {
+    /// The literal to reply with (decision 1).
+    pub(crate) version: ProtocolVersion,
+    /// The effective features.
+    pub(crate) features: Vec<Feature>,
+}
+
+struct EmitState {
+    last_seq: EventSeq,
+    link: Option<Link>,
+}
+
+/// One ARCP session.
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) principal: String,
+    pub(crate) meta: parking_lot::Mutex<SessionMeta>,
+    emit: tokio::sync::Mutex<EmitState>,
+    /// Jobs of this session not yet terminal.
+    pub(crate) running_jobs: AtomicUsize,
+    /// When the last link detached (Unix ms); 0 while attached.
+    pub(crate) detached_at: AtomicU64,
+}
+
+impl Session {
+    pub(crate) fn new(id: SessionId, principal: String, meta: SessionMeta) -> Self {
+        Session {
+            id,
+            principal,
+            meta: parking_lot::Mutex::new(meta),
+            emit: tokio::sync::Mutex::new(EmitState { last_seq: EventSeq::ZERO, link: None }),
+            running_jobs: AtomicUsize::new(0),
+            detached_at: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn has_feature(&self, f: &Feature) -> bool {
+        self.meta.lock().features.contains(f)
+    }
+
+    pub(crate) fn version(&self) -> ProtocolVersion {
+        self.meta.lock().version
+    }
+
+    /// Builds an envelope addressed to this session.
+    pub(crate) fn envelope(&self, rt: &Inner, message: Message) -> Result<Envelope, Error> {
+        Ok(Envelope::new(self.version(), rt.mint_message_id()?, message).with_session(self.id.clone()))
+    }
+
+    /// Persists and sends one sequence-bearing message (`job.event`, `job.result`,
+    /// `job.error`) of `job_id`. Returns its `event_seq`.
+    pub(crate) async fn emit(
+        &self,
+        rt: &Inner,
+        job_id: &JobId,
+        trace_id: Option<&TraceId>,
+        message: Message,
+    ) -> Result<EventSeq, Error> {
+        let mut envelope = self.envelope(rt, message)?.with_job(job_id.clone());
+        envelope.trace_id = trace_id.cloned();
+        let mut st = self.emit.lock().await;
+        let seq =
+            st.last_seq.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
+        envelope.event_seq = Some(seq);
+        let frame: Arc<str> = Arc::from(envelope.to_json());
+        rt.events.append(&self.id, StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() }).await?;
+        st.last_seq = seq;
+        if let Some(link) = st.link.clone()
+            && !link.push(frame, rt.config.send_timeout).await
+        {
+            tracing::warn!(session = %self.id, "connection too slow or gone; detaching (events stay resumable)");
+            link.kill.cancel();
+            st.link = None;
+            self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+        }
+        Ok(seq)
+    }
+
+    /// Sends a message without a sequence number (not persisted) to the attached link.
+    pub(crate) async fn send_direct(&self, rt: &Inner, envelope: Envelope) {
+        let link = self.emit.lock().await.link.clone();
+        if let Some(link) = link {
+            let _ = link.push(Arc::from(envelope.to_json()), rt.config.send_timeout).await;
+        }
+    }
+
+    /// Attaches `link` to a fresh session (nothing to replay).
+    pub(crate) async fn attach_fresh(&self, link: Link) {
+        self.emit.lock().await.link = Some(link);
+        self.detached_at.store(0, Ordering::SeqCst);
+    }
+
+    /// Resumes onto `link`: checks that the log still covers everything after `cursor`,
+    /// sends `welcome`, replays every event after `cursor`, then attaches `link` (replacing and
+    /// killing any previous one). All under the emit lock, so live events queue behind the
+    /// replay and nothing is lost or sent twice at the seam.
+    pub(crate) async fn resume_onto(
+        &self,
+        rt: &Inner,
+        link: Link,
+        cursor: EventSeq,
+        welcome: Envelope,
+    ) -> Result<(), Error> {
+        let mut st = self.emit.lock().await;
+        if cursor > st.last_seq {
+            return Err(Error::Refused(
+                ErrorPayload::new(
+                    ErrorCode::RESUME_WINDOW_EXPIRED,
+                    format!("last_event_seq {cursor} is beyond the session's newest event {}", st.last_seq),
+                )
+                .with_details(serde_json::json!({ "newest_event_seq": st.last_seq.get() })),
+            ));
+        }
+        if cursor < st.last_seq {
+            let bounds = rt.events.bounds(&self.id).await?;
+            let covered = bounds.is_some_and(|b| b.oldest.get() <= cursor.get() + 1);
+            if !covered {
+                let oldest = bounds.map(|b| b.oldest.get());
+                return Err(Error::Refused(
+                    ErrorPayload::new(
+                        ErrorCode::RESUME_WINDOW_EXPIRED,
+                        format!("events after {cursor} are no longer buffered"),
+                    )
+                    .with_details(serde_json::json!({ "oldest_event_seq": oldest, "last_event_seq": cursor.get() })),
+                ));
+            }
+        }
+        let timeout = rt.config.send_timeout;
+        if !link.push(Arc::from(welcome.to_json()), timeout).await {
+            return Err(Error::Transport(crate::transport::TransportError::Closed));
+        }
+        let mut after = cursor;
+        while after < st.last_seq {
+            let batch = rt.events.read_since(&self.id, after, rt.config.replay_batch).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for event in batch {
+                if !link.push(event.frame, timeout).await {
+                    return Err(Error::Transport(crate::transport::TransportError::Closed));
+                }
+            }
+        }
+        if let Some(old) = st.link.replace(link) {
+            old.kill.cancel();
+        }
+        self.detached_at.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Detaches the link of connection `conn`, if it is the attached one. Returns whether it was.
+    pub(crate) async fn detach(&self, rt: &Inner, conn: u64) -> bool {
+        let mut st = self.emit.lock().await;
+        if st.link.as_ref().is_some_and(|l| l.conn == conn) {
+            st.link = None;
+            self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+}

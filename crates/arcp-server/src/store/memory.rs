@@ -1,0 +1,190 @@
+//! In-memory stores: for tests, embedding, and `arcp serve` until durable stores land.
+//! Bounded where the runtime cannot bound them itself (events per session).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use arcp_core::{EventSeq, SessionId};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{
+    Claim, EventLog, IdempotencyRecord, IdempotencyStore, LogBounds, ResumeRecord, ResumeStore, StoreError, StoredEvent,
+};
+
+/// The default cap of buffered events per session in memory (TS SDK default).
+pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
+
+/// An in-memory [`EventLog`]. Appending beyond `max_events_per_session` kept events is a
+/// [`StoreError::CapacityExceeded`] (never a silent drop); purge frees space.
+#[derive(Debug)]
+pub struct MemoryEventLog {
+    sessions: Mutex<HashMap<SessionId, VecDeque<StoredEvent>>>,
+    max_events_per_session: usize,
+}
+
+impl Default for MemoryEventLog {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_EVENTS_PER_SESSION)
+    }
+}
+
+impl MemoryEventLog {
+    /// A log keeping at most `max_events_per_session` events per session.
+    pub fn with_capacity(max_events_per_session: usize) -> Self {
+        MemoryEventLog { sessions: Mutex::new(HashMap::new()), max_events_per_session }
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryEventLog {
+    async fn append(&self, session: &SessionId, event: StoredEvent) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.lock();
+        let log = sessions.entry(session.clone()).or_default();
+        if let Some(last) = log.back()
+            && event.seq <= last.seq
+        {
+            return Err(StoreError::Conflict(format!("event_seq {} is not above {}", event.seq, last.seq)));
+        }
+        if log.len() >= self.max_events_per_session {
+            return Err(StoreError::CapacityExceeded(format!(
+                "session {session} holds {} buffered events (cap {})",
+                log.len(),
+                self.max_events_per_session
+            )));
+        }
+        log.push_back(event);
+        Ok(())
+    }
+
+    async fn read_since(
+        &self,
+        session: &SessionId,
+        after: EventSeq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sessions = self.sessions.lock();
+        let Some(log) = sessions.get(session) else { return Ok(Vec::new()) };
+        let start = log.partition_point(|e| e.seq <= after);
+        Ok(log.range(start..).take(limit).cloned().collect())
+    }
+
+    async fn bounds(&self, session: &SessionId) -> Result<Option<LogBounds>, StoreError> {
+        let sessions = self.sessions.lock();
+        Ok(sessions.get(session).and_then(|log| Some(LogBounds { oldest: log.front()?.seq, newest: log.back()?.seq })))
+    }
+
+    async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.lock();
+        match up_to {
+            None => {
+                sessions.remove(session);
+            }
+            Some(limit) => {
+                if let Some(log) = sessions.get_mut(session) {
+                    while log.front().is_some_and(|e| e.seq <= limit) {
+                        log.pop_front();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An in-memory [`ResumeStore`].
+#[derive(Debug, Default)]
+pub struct MemoryResumeStore(Mutex<HashMap<SessionId, ResumeRecord>>);
+
+#[async_trait]
+impl ResumeStore for MemoryResumeStore {
+    async fn put(&self, record: ResumeRecord) -> Result<(), StoreError> {
+        self.0.lock().insert(record.session_id.clone(), record);
+        Ok(())
+    }
+
+    async fn get(&self, session: &SessionId) -> Result<Option<ResumeRecord>, StoreError> {
+        Ok(self.0.lock().get(session).cloned())
+    }
+
+    async fn remove(&self, session: &SessionId) -> Result<(), StoreError> {
+        self.0.lock().remove(session);
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
+        let mut map = self.0.lock();
+        let before = map.len();
+        map.retain(|_, r| r.expires_at_millis > now_millis);
+        Ok(before - map.len())
+    }
+}
+
+/// An in-memory [`IdempotencyStore`]; the claim is atomic under one lock.
+#[derive(Debug, Default)]
+pub struct MemoryIdempotencyStore(Mutex<BTreeMap<(String, String), IdempotencyRecord>>);
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn claim(
+        &self,
+        principal: &str,
+        key: &str,
+        record: IdempotencyRecord,
+        now_millis: u64,
+    ) -> Result<Claim, StoreError> {
+        let mut map = self.0.lock();
+        let k = (principal.to_owned(), key.to_owned());
+        if let Some(existing) = map.get(&k)
+            && existing.expires_at_millis > now_millis
+        {
+            return Ok(Claim::Existing(Box::new(existing.clone())));
+        }
+        map.insert(k, record);
+        Ok(Claim::Claimed)
+    }
+
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
+        let mut map = self.0.lock();
+        let before = map.len();
+        map.retain(|_, r| r.expires_at_millis > now_millis);
+        Ok(before - map.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arcp_core::JobId;
+
+    use super::*;
+
+    fn ev(seq: u64) -> StoredEvent {
+        StoredEvent {
+            seq: EventSeq::new(seq).unwrap(),
+            job_id: JobId::parse("job_1").unwrap(),
+            frame: Arc::from(format!("{{\"n\":{seq}}}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn event_log_appends_reads_bounds_and_purges() {
+        let log = MemoryEventLog::with_capacity(3);
+        let s = SessionId::parse("sess_1").unwrap();
+        assert_eq!(log.bounds(&s).await.unwrap(), None);
+        for n in 1..=3 {
+            log.append(&s, ev(n)).await.unwrap();
+        }
+        assert!(matches!(log.append(&s, ev(3)).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(log.append(&s, ev(4)).await, Err(StoreError::CapacityExceeded(_))));
+        let got: Vec<u64> =
+            log.read_since(&s, EventSeq::new(1).unwrap(), 10).await.unwrap().iter().map(|e| e.seq.get()).collect();
+        assert_eq!(got, vec![2, 3]);
+        log.purge(&s, EventSeq::new(2)).await.unwrap();
+        let b = log.bounds(&s).await.unwrap().unwrap();
+        assert_eq!((b.oldest.get(), b.newest.get()), (3, 3));
+        log.append(&s, ev(4)).await.unwrap();
+        log.purge(&s, None).await.unwrap();
+        assert_eq!(log.bounds(&s).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Store traits: everything the runtime must not lose sits behind one of these, so durable
+//! implementations (SQLite, PostgreSQL) can replace the in-memory ones in [`memory`].
+//!
+//! Durability contract, for every implementation: when a method returns `Ok`, its effect is
+//! committed (a later call on any handle to the same store observes it, and for a durable
+//! store it survives a crash). The runtime relies on this for persist-before-send
+//! (decision 7): an event is written to the wire only after [`EventLog::append`] returned.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use arcp_core::message::JobAccepted;
+use arcp_core::{EventSeq, JobId, SessionId};
+use async_trait::async_trait;
+
+/// A store failed. Surfaces as `INTERNAL_ERROR` (retryable) on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is unreachable or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A cap was hit (e.g. buffered events per session).
+    #[error("store capacity exceeded: {0}")]
+    CapacityExceeded(String),
+    /// The write conflicts with what is stored (e.g. a sequence number already used).
+    #[error("store conflict: {0}")]
+    Conflict(String),
+}
+
+/// One persisted, sequence-bearing envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its session-scoped sequence number.
+    pub seq: EventSeq,
+    /// The job it belongs to.
+    pub job_id: JobId,
+    /// The exact bytes that were (or will be) sent.
+    pub frame: Arc<str>,
+}
+
+/// The oldest and newest sequence numbers a session's log still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The oldest kept event.
+    pub oldest: EventSeq,
+    /// The newest event.
+    pub newest: EventSeq,
+}
+
+/// The per-session event log: append in sequence order, read back after a cursor.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends `event` to `session`'s log. Sequence numbers are strictly increasing per
+    /// session; appending a number not above the newest is [`StoreError::Conflict`].
+    async fn append(&self, session: &SessionId, event: StoredEvent) -> Result<(), StoreError>;
+
+    /// Up to `limit` events with `seq > after`, in ascending order.
+    async fn read_since(
+        &self,
+        session: &SessionId,
+        after: EventSeq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The bounds of what is kept, or `None` if nothing is (never appended, or all purged).
+    async fn bounds(&self, session: &SessionId) -> Result<Option<LogBounds>, StoreError>;
+
+    /// Drops events with `seq <= up_to` (all of them when `up_to` is `None`).
+    async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError>;
+}
+
+/// What a session needs to be resumed: kept for the resume window after its last activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeRecord {
+    /// The session.
+    pub session_id: SessionId,
+    /// SHA-256 of the current resume token (the token itself is never stored).
+    pub token_digest: [u8; 32],
+    /// The principal that owns the session.
+    pub principal: String,
+    /// When the record expires, in Unix milliseconds.
+    pub expires_at_millis: u64,
+}
+
+/// Resume records, keyed by session id.
+#[async_trait]
+pub trait ResumeStore: Send + Sync + 'static {
+    /// Inserts or replaces the record of `record.session_id`.
+    async fn put(&self, record: ResumeRecord) -> Result<(), StoreError>;
+    /// The record, if any (expired ones may still be returned; callers check).
+    async fn get(&self, session: &SessionId) -> Result<Option<ResumeRecord>, StoreError>;
+    /// Removes the record.
+    async fn remove(&self, session: &SessionId) -> Result<(), StoreError>;
+    /// Removes every record expired at `now_millis`; returns how many.
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError>;
+}
+
+/// An idempotency record: the first submit's digest and its `job.accepted` payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the canonical submit payload.
+    pub digest: [u8; 32],
+    /// The job the key is bound to.
+    pub job_id: JobId,
+    /// The `job.accepted` payload every identical resubmit receives.
+    pub accepted: JobAccepted,
+    /// When the record expires, in Unix milliseconds.
+    pub expires_at_millis: u64,
+}
+
+/// The result of an atomic claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The key was free (or expired): it is now bound to the offered record.
+    Claimed,
+    /// The key is bound to this earlier record.
+    Existing(Box<IdempotencyRecord>),
+}
+
+/// Idempotency records, scoped to `(principal, key)`.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Atomically binds `(principal, key)` to `record` unless a live record exists (one whose
+    /// `expires_at_millis` is after `now_millis`), in which case that record is returned.
+    /// Two racing claims for one key: exactly one gets [`Claim::Claimed`].
+    async fn claim(
+        &self,
+        principal: &str,
+        key: &str,
+        record: IdempotencyRecord,
+        now_millis: u64,
+    ) -> Result<Claim, StoreError>;
+    /// Removes every record expired at `now_millis`; returns how many.
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError>;
+}
