@@ -35,6 +35,7 @@ pub(crate) async fn resume(
     let Some(session) = rt.session(&request.session_id) else {
         return Err(expired("Invalid or unknown resume_token"));
     };
+    session.check_coverage(&rt, request.last_event_seq).await?;
     let (meta, caps) = conn.negotiate(version, client);
     *session.meta.lock() = meta;
     let token = conn.issue_token(&session).await?;

@@ -153,6 +153,37 @@ impl Session {
         welcome: Envelope,
     ) -> Result<(), Error> {
         let mut st = self.emit.lock().await;
+        self.check_coverage_locked(rt, &st, cursor).await?;
+        let timeout = rt.config.send_timeout;
+        if !link.push(Arc::from(welcome.to_json()), timeout).await {
+            return Err(Error::Transport(crate::transport::TransportError::Closed));
+        }
+        let mut after = cursor;
+        while after < st.last_seq {
+            let batch = rt.events.read_since(&self.id, after, rt.config.replay_batch).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for event in batch {
+                if !link.push(event.frame, timeout).await {
+                    return Err(Error::Transport(crate::transport::TransportError::Closed));
+                }
+            }
+        }
+        if let Some(old) = st.link.replace(link) {
+            old.kill.cancel();
+        }
+        self.detached_at.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the log still holds every event after `cursor` (checked before the token is
+    /// rotated, so a refused resume leaves the client's token valid).
+    pub(crate) async fn check_coverage(&self, rt: &Inner, cursor: EventSeq) -> Result<(), Error> {
+        let st = self.emit.lock().await;
+        self.check_coverage_locked(rt, &st, cursor).await
+    }
+
+    async fn check_coverage_locked(&self, rt: &Inner, st: &EmitState, cursor: EventSeq) -> Result<(), Error> {
         if cursor > st.last_seq {
             return Err(Error::Refused(
                 ErrorPayload::new(
@@ -176,25 +207,6 @@ impl Session {
                 ));
             }
         }
-        let timeout = rt.config.send_timeout;
-        if !link.push(Arc::from(welcome.to_json()), timeout).await {
-            return Err(Error::Transport(crate::transport::TransportError::Closed));
-        }
-        let mut after = cursor;
-        while after < st.last_seq {
-            let batch = rt.events.read_since(&self.id, after, rt.config.replay_batch).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            for event in batch {
-                if !link.push(event.frame, timeout).await {
-                    return Err(Error::Transport(crate::transport::TransportError::Closed));
-                }
-            }
-        }
-        if let Some(old) = st.link.replace(link) {
-            old.kill.cancel();
-        }
-        self.detached_at.store(0, Ordering::SeqCst);
         Ok(())
     }
 

@@ -136,6 +136,10 @@ fn accepted_envelope(conn: &Conn, session: &Session, accepted: &JobAccepted) -> 
 
 async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, submit: JobSubmit, p: Prepared) {
     let rt = &conn.rt;
+    // The job is registered before the key is claimed, so a racing identical resubmit that
+    // loses the claim always finds the job to attach to.
+    let job = Arc::new(Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at));
+    rt.jobs.lock().insert(p.job_id.clone(), job.clone());
     if let Some(key) = &submit.idempotency_key {
         let ttl = u64::try_from(rt.config.idempotency_ttl.as_millis()).unwrap_or(u64::MAX);
         let record = IdempotencyRecord {
@@ -145,7 +149,11 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
             expires_at_millis: rt.now_millis().saturating_add(ttl),
         };
         let digest = record.digest;
-        match rt.idempotency.claim(&session.principal, key, record, rt.now_millis()).await {
+        let claim = rt.idempotency.claim(&session.principal, key, record, rt.now_millis()).await;
+        if !matches!(claim, Ok(Claim::Claimed)) {
+            rt.jobs.lock().remove(&p.job_id);
+        }
+        match claim {
             Ok(Claim::Claimed) => {}
             Ok(Claim::Existing(existing)) => {
                 if crate::digest::digest_eq(&existing.digest, &digest) {
@@ -166,9 +174,7 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
             }
         }
     }
-    let job = Arc::new(Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at));
     session.running_jobs.fetch_add(1, Ordering::SeqCst);
-    rt.jobs.lock().insert(p.job_id.clone(), job.clone());
     if let Some(env) = accepted_envelope(conn, session, &p.accepted) {
         session.send_direct(rt, env).await;
     }

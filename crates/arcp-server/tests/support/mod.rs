@@ -155,9 +155,17 @@ impl Client {
         env
     }
 
-    /// Whether the server closed the connection (within 5 s).
+    /// Whether the server closed the connection within 5 s (frames still in flight are
+    /// skipped).
     pub async fn closed(&mut self) -> bool {
-        matches!(tokio::time::timeout(Duration::from_secs(5), self.t.recv()).await, Ok(None))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.t.recv()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 
     pub async fn hello_with(&mut self, token: &str, features: Option<&[&str]>) -> Envelope {
