@@ -1,8 +1,116 @@
-//! `conformance`: the shared ARCP conformance suite (not yet built).
+//! `conformance`: the shared ARCP conformance suite.
 //!
-//! This crate will hold cases named by spec section (`s6_3_resume_replays_…`), a scripted
-//! raw peer, and `run(target) -> Report`, so that `cargo xtask conformance` and each
-//! transport's tests are thin callers, and any implementation (ours in-process, or another at a
-//! URL) can be checked section by section. The wire-format part of conformance already exists:
-//! the golden vectors in `spec/vectors/`, checked by `arcp-core`'s `tests/vectors.rs`. Tracked by
-//! the issue "arcp-server: sessions and jobs".
+//! Cases are named after the spec section they check (`s6_3_resume_replays_missed_events`)
+//! and drive a raw scripted [`Peer`] — frame in, frame expected — so they can test any ARCP
+//! runtime: ours in-process ([`Target::InProcess`]) or anything at a `ws://` URL
+//! ([`Target::Url`]). [`run`] returns a [`Report`]; `cargo xtask conformance` prints it and
+//! `CONFORMANCE.md` is generated from the case list.
+//!
+//! What a server must provide: a bearer token accepted for one principal, and the agents of
+//! the `arcp serve` contract (`echo`, `count`, `sleep`, see `runtime.md`). Cases that need an
+//! agent the server does not advertise are reported as skipped, with the reason.
+
+mod agents;
+mod cases;
+mod peer;
+mod report;
+
+use std::time::Duration;
+
+use arcp_server::Runtime;
+
+pub use agents::reference_agents;
+pub use cases::{Case, CaseFn, all_cases};
+pub use peer::{FRAME_TIMEOUT, Failure, Peer};
+pub use report::{Outcome, Report, render_conformance_md};
+
+/// What to test.
+#[derive(Clone)]
+pub enum Target {
+    /// A runtime in this process, reached over in-memory transports. It must accept `token`.
+    InProcess {
+        /// The runtime.
+        runtime: Runtime,
+        /// A bearer token it accepts.
+        token: String,
+        /// A second token for the same principal (for cross-session cases).
+        same_principal_token: Option<String>,
+    },
+    /// A server at a WebSocket URL (e.g. `ws://127.0.0.1:8787/arcp`).
+    Url {
+        /// The URL.
+        url: String,
+        /// A bearer token it accepts.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::InProcess { .. } => f.write_str("in-process runtime"),
+            Target::Url { url, .. } => write!(f, "{url}"),
+        }
+    }
+}
+
+/// What a case runs against: connects peers and knows the token.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    target: Target,
+}
+
+impl Ctx {
+    /// A new, unauthenticated connection.
+    pub async fn connect(&self) -> Result<Peer, Failure> {
+        match &self.target {
+            Target::InProcess { runtime, .. } => {
+                let (client, server) = arcp_server::transport::memory::pair();
+                runtime.spawn(server);
+                Ok(Peer::over(client))
+            }
+            Target::Url { url, .. } => {
+                let t =
+                    tokio::time::timeout(Duration::from_secs(10), arcp_server::transport::ws::connect(url, 16 << 20))
+                        .await
+                        .map_err(|_| format!("connecting to {url} timed out"))?
+                        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+                Ok(Peer::over(t))
+            }
+        }
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        match &self.target {
+            Target::InProcess { token, .. } | Target::Url { token, .. } => token,
+        }
+    }
+
+    /// A token of the same principal usable for a second session (may be the same token).
+    pub fn same_principal_token(&self) -> &str {
+        match &self.target {
+            Target::InProcess { same_principal_token: Some(t), .. } => t,
+            _ => self.token(),
+        }
+    }
+}
+
+/// Runs every case (or those whose id contains `filter`) against `target`.
+pub async fn run(target: Target, filter: Option<&str>) -> Report {
+    let ctx = Ctx { target: target.clone() };
+    let mut report = Report { target: format!("{target:?}"), results: Vec::new() };
+    for case in all_cases() {
+        if filter.is_some_and(|f| !case.id.contains(f)) {
+            continue;
+        }
+        let outcome = match tokio::time::timeout(Duration::from_secs(60), (case.run)(ctx.clone())).await {
+            Ok(Ok(())) => Outcome::Pass,
+            Ok(Err(msg)) if msg.starts_with(cases::SKIP) => Outcome::Skip(msg[cases::SKIP.len()..].trim().to_owned()),
+            Ok(Err(msg)) => Outcome::Fail(msg),
+            Err(_) => Outcome::Fail("the case did not finish within 60 s".into()),
+        };
+        report.results.push((case, outcome));
+    }
+    report
+}

@@ -1,8 +1,10 @@
 //! `cargo xtask`: repository automation, kept small (in the style of rust-analyzer's xtask).
 //!
 //! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s types;
-//! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it).
+//! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it);
+//! - `cargo xtask conformance` runs the conformance suite (in-process, or `--url`).
 
+mod conformance;
 mod schemas;
 
 use std::process::ExitCode;
@@ -13,8 +15,13 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["schemas"] => schemas::write(&xtask::project_root()),
         ["schemas", "--check"] => schemas::check(&xtask::project_root()),
+        ["conformance", rest @ ..] => {
+            conformance::parse(rest).and_then(|a| conformance::run(&xtask::project_root(), a))
+        }
         _ => {
-            eprintln!("usage: cargo xtask schemas [--check]");
+            eprintln!(
+                "usage: cargo xtask schemas [--check] | cargo xtask conformance [--url URL --token T] [--filter S] [--write-md]"
+            );
             return ExitCode::from(2);
         }
     };

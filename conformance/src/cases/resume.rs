@@ -1,0 +1,125 @@
+//! §6.3 resume: replay after a mid-stream drop with the job still running, nothing new to
+//! replay, refused tokens.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{
+    Case, adopt_welcome, case, ensure, expect_session_error, hello_payload, job_id, open, require_agent, submit,
+};
+use crate::{Ctx, Failure, Peer};
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            s6_3_resume_replays_missed_events_of_a_running_job,
+            "6.3",
+            "After a transport drop mid-stream, resume replays every missed event exactly once and the still-running job streams live to the new transport"
+        ),
+        case!(
+            s6_3_resume_rotates_the_token,
+            "6.3",
+            "The welcome of a resume keeps the session_id and carries a new resume_token; the old one is dead"
+        ),
+        case!(s6_3_resume_with_nothing_new_succeeds, "6.3", "Resuming with last_event_seq = the newest event succeeds"),
+        case!(
+            s6_3_wrong_resume_token_is_refused,
+            "6.3",
+            "A wrong resume_token gets session.error RESUME_WINDOW_EXPIRED and the transport closes"
+        ),
+        case!(s7_4_resumed_session_can_cancel, "7.4", "A resumed session keeps cancel authority over its running jobs"),
+    ]
+}
+
+async fn resume(ctx: &Ctx, session: &str, token: &str, last: u64) -> Result<(Peer, Value), Failure> {
+    let mut peer = ctx.connect().await?;
+    peer.last_seq = last;
+    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": last});
+    peer.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
+    let welcome = peer.recv().await?;
+    if welcome["type"] == "session.welcome" {
+        adopt_welcome(&mut peer, &welcome)?;
+    }
+    Ok((peer, welcome))
+}
+
+async fn s6_3_resume_replays_missed_events_of_a_running_job(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "count")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "count", "input": {"n": 40, "delay_ms": 10}})).await?;
+    let job = job_id(&accepted)?;
+    for _ in 0..4 {
+        peer.recv().await?;
+    }
+    let (session, token, seen) =
+        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
+    peer.drop_connection();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut again, w) = resume(&ctx, &session, &token, seen).await?;
+    ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
+    ensure(w["session_id"] == session.as_str(), "a resume keeps the session_id")?;
+    let frames = super::until_terminal(&mut again, &job).await?;
+    let last = frames.last().cloned().unwrap_or_default();
+    ensure(
+        last["type"] == "job.result" && last["payload"]["result"]["count"] == 40,
+        format!("expected the result, got {last}"),
+    )?;
+    ensure(again.last_seq == 42, format!("status + 40 progress + result = 42 events, saw up to {}", again.last_seq))
+}
+
+async fn s6_3_resume_rotates_the_token(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, _) = open(&ctx).await?;
+    let (session, token) = (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default());
+    peer.drop_connection();
+    let (mut p2, w) = resume(&ctx, &session, &token, 0).await?;
+    ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
+    ensure(w["payload"]["resume_token"] != token.as_str(), "the resume token must rotate")?;
+    p2.drop_connection();
+    let (mut p3, w) = resume(&ctx, &session, &token, 0).await?;
+    ensure(
+        w["type"] == "session.error" && w["payload"]["code"] == "RESUME_WINDOW_EXPIRED",
+        format!("the old token must be dead, got {w}"),
+    )?;
+    ensure(p3.closes_within(Duration::from_secs(5)).await, "session.error closes")
+}
+
+async fn s6_3_resume_with_nothing_new_succeeds(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": "x"})).await?;
+    super::until_terminal(&mut peer, &job_id(&accepted)?).await?;
+    let (session, token, seen) =
+        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
+    peer.drop_connection();
+    let (_, w) = resume(&ctx, &session, &token, seen).await?;
+    ensure(w["type"] == "session.welcome", format!("a resume with nothing to replay must succeed, got {w}"))
+}
+
+async fn s6_3_wrong_resume_token_is_refused(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, _) = open(&ctx).await?;
+    let session = peer.session_id.clone().unwrap_or_default();
+    peer.drop_connection();
+    let mut p = ctx.connect().await?;
+    let r = json!({"session_id": session, "resume_token": "rt_wrong", "last_event_seq": 0});
+    p.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
+    expect_session_error(&mut p, "RESUME_WINDOW_EXPIRED").await
+}
+
+async fn s7_4_resumed_session_can_cancel(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "sleep")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "sleep", "input": {}})).await?;
+    let job = job_id(&accepted)?;
+    peer.recv_type("job.event").await?;
+    let (session, token, seen) =
+        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
+    peer.drop_connection();
+    let (mut again, w) = resume(&ctx, &session, &token, seen).await?;
+    ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
+    again.send("job.cancel", json!({"reason": "after resume"}), json!({"job_id": job}))?;
+    let ack = again.recv().await?;
+    ensure(ack["type"] == "job.cancelled", format!("the resumed session must be able to cancel, got {ack}"))?;
+    let end = again.recv().await?;
+    ensure(end["payload"]["code"] == "CANCELLED", format!("expected CANCELLED, got {end}"))
+}
