@@ -1,31 +1,321 @@
-//! The `arcp` binary. Today it only reports what it is; `arcp serve` arrives with the issue
-//! "arcp-server: sessions and jobs".
+//! The `arcp` binary: serves the ARCP runtime of `arcp-server` with the built-in agents over
+//! WebSocket (`arcp serve`) or stdin/stdout (`arcp stdio`).
+//!
+//! This crate only wires things together: protocol logic lives in the library crates. Exit
+//! status: 0 after a clean stop (stdin closed, Ctrl-C, SIGTERM), 2 for a usage error (bad
+//! flags, a refused `--listen` address), 1 for anything else (e.g. the address is in use).
 
+mod agents;
+mod cli;
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arcp_core::Entropy as _;
+use arcp_server::transport::{stdio, ws};
+use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
+use clap::Parser as _;
+use tokio::net::{TcpListener, TcpStream};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{AuthArgs, Cli, Command, ServeArgs, StdioArgs};
+
+/// The path ARCP is served at over WebSocket.
+const ARCP_PATH: &str = "/arcp";
+
+/// How often expired sessions, resume and idempotency records are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long to pause after a failed `accept` (e.g. out of file descriptors) before retrying.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the process waits for its tasks to stop at exit.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// Why a command failed; decides the exit status.
+#[derive(Debug)]
+enum Failure {
+    /// The command line asks for something refused (exit status 2).
+    Usage(String),
+    /// Something went wrong while running (exit status 1).
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--version") | Some("-V") => {
-            println!("arcp {} (ARCP {})", env!("CARGO_PKG_VERSION"), arcp_core::ProtocolVersion::V1_1);
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging();
+    let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("arcp: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Some("serve") => {
-            eprintln!(
-                "arcp serve: not built yet. This build contains only arcp-core (the wire format); the server \
-                 lands with the issue \"arcp-server: sessions and jobs\" (see README.md, \"Status\")."
-            );
+    };
+    let outcome = tokio.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Stdio(args) => serve_stdio(args).await,
+        }
+    });
+    // Open connections and jobs are dropped here; a blocked stdin read cannot be interrupted,
+    // so do not wait for it.
+    tokio.shutdown_timeout(EXIT_GRACE);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("arcp: error: {message}");
             ExitCode::from(2)
         }
-        Some(cmd) => {
-            eprintln!(
-                "arcp: `{cmd}` is not available yet: this build only contains arcp-core (see README.md, \"Status\")"
-            );
-            ExitCode::from(2)
+        Err(Failure::Fatal(e)) => {
+            eprintln!("arcp: error: {e:#}");
+            ExitCode::FAILURE
         }
-        None => {
-            eprintln!("usage: arcp --version");
-            ExitCode::from(2)
+    }
+}
+
+/// Logs go to stderr (stdout belongs to the protocol in `arcp stdio`), filtered by `ARCP_LOG`
+/// or else `RUST_LOG` (default `info`).
+fn init_logging() {
+    let spec = std::env::var("ARCP_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("arcp: ignoring the log filter {spec:?}: {e}");
+        EnvFilter::new("info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// `arcp serve`: ARCP over WebSocket until Ctrl-C or SIGTERM.
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let addrs = resolve_listen(&args.listen).await?;
+    if !args.insecure
+        && let Some(public) = addrs.iter().find(|a| !is_loopback(a))
+    {
+        return Err(Failure::Usage(format!(
+            "refusing to listen on {public}: it is not a loopback address, and ARCP is served over plain \
+             ws://, which sends bearer tokens in cleartext. Pass --insecure to listen there anyway (behind a \
+             TLS-terminating proxy)."
+        )));
+    }
+    let (token, generated) = token(&args.auth)?;
+    let runtime = build_runtime(&token, &args.auth.principal)?;
+    let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
+    let listener = TcpListener::bind(&addrs[..]).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr().context("cannot read the bound address")?;
+    runtime.start_sweeper(SWEEP_INTERVAL);
+    if args.insecure && !is_loopback(&local) {
+        tracing::warn!(%local, "listening on a non-loopback address over plain ws://: bearer tokens travel in cleartext");
+    }
+    announce(&local, generated.then_some(token.as_str()));
+    tracing::info!(%local, principal = %args.auth.principal, "serving ARCP over WebSocket at {ARCP_PATH}");
+    let max_frame_bytes = runtime.config().max_frame_bytes;
+    loop {
+        let accepted = tokio::select! {
+            signal = shutdown.wait() => {
+                tracing::info!(signal, "stopping: no longer accepting connections");
+                return Ok(());
+            }
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(connection(runtime.clone(), stream, peer, max_frame_bytes));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
+    }
+}
+
+/// Prints where the server listens (and a generated token) to stdout. A closed stdout is not
+/// a reason to stop serving, so write errors are ignored.
+fn announce(local: &SocketAddr, generated_token: Option<&str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "arcp listening on ws://{local}{ARCP_PATH}");
+    if let Some(token) = generated_token {
+        let _ = writeln!(out, "token: {token}");
+    }
+    let _ = out.flush();
+}
+
+/// One WebSocket connection: the upgrade, then the ARCP session until it closes.
+async fn connection(runtime: Runtime, stream: TcpStream, peer: SocketAddr, max_frame_bytes: usize) {
+    match ws::accept(stream, ARCP_PATH, max_frame_bytes).await {
+        Ok(transport) => {
+            tracing::debug!(%peer, "connection opened");
+            runtime.serve(transport).await;
+            tracing::debug!(%peer, "connection closed");
+        }
+        Err(e) => tracing::info!(%peer, error = %e, "WebSocket upgrade failed"),
+    }
+}
+
+/// `arcp stdio`: one ARCP connection over stdin/stdout until stdin closes.
+async fn serve_stdio(args: StdioArgs) -> Result<(), Failure> {
+    let (token, generated) = token(&args.auth)?;
+    let runtime = build_runtime(&token, &args.auth.principal)?;
+    let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
+    runtime.start_sweeper(SWEEP_INTERVAL);
+    if generated {
+        // stdout carries only envelopes in this mode.
+        eprintln!("token: {token}");
+    }
+    tracing::info!(principal = %args.auth.principal, "serving ARCP over stdin/stdout");
+    let transport = stdio::stdio(runtime.config().max_frame_bytes);
+    tokio::select! {
+        () = runtime.serve(transport) => tracing::info!("stdin closed: stopping"),
+        signal = shutdown.wait() => tracing::info!(signal, "stopping"),
+    }
+    Ok(())
+}
+
+/// The runtime with the built-in agents, in-memory stores and one token.
+fn build_runtime(token: &str, principal: &str) -> Result<Runtime, Failure> {
+    let verifier = StaticBearerVerifier::new().with_token(token, principal);
+    let agents = agents::registry().context("cannot register the built-in agents")?;
+    Ok(Runtime::builder(verifier).config(RuntimeConfig::default()).agents(agents).build())
+}
+
+/// The token to accept and whether it was generated here.
+fn token(auth: &AuthArgs) -> Result<(String, bool), Failure> {
+    if auth.principal.is_empty() {
+        return Err(Failure::Usage("--principal must not be empty".to_owned()));
+    }
+    match &auth.token {
+        Some(t) if t.is_empty() => Err(Failure::Usage("--token (or ARCP_TOKEN) must not be empty".to_owned())),
+        Some(t) => Ok((t.clone(), false)),
+        None => Ok((generate_token().context("cannot generate a token")?, true)),
+    }
+}
+
+/// `arcp_` and 32 lowercase hex digits (128 bits) from the OS's random source.
+fn generate_token() -> Result<String, arcp_core::Error> {
+    let mut bytes = [0u8; 16];
+    arcp_core::OsEntropy.fill(&mut bytes)?;
+    let mut token = String::with_capacity(5 + 2 * bytes.len());
+    token.push_str("arcp_");
+    for b in bytes {
+        let _ = write!(token, "{b:02x}");
+    }
+    Ok(token)
+}
+
+/// Every address `--listen` stands for (a host name may resolve to several).
+async fn resolve_listen(listen: &str) -> Result<Vec<SocketAddr>, Failure> {
+    let invalid =
+        |why: String| Failure::Usage(format!("invalid --listen address {listen:?} (expected HOST:PORT): {why}"));
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen).await.map_err(|e| invalid(e.to_string()))?.collect();
+    if addrs.is_empty() {
+        return Err(invalid("it resolves to no address".to_owned()));
+    }
+    Ok(addrs)
+}
+
+/// Whether `addr` is reachable only from this machine (`127.0.0.0/8`, `::1`, or
+/// `::ffff:127.x.y.z`).
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+/// Ctrl-C and SIGTERM, registered up front so a signal that arrives early is not lost (and
+/// does not kill the process with the default action).
+struct Shutdown {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Shutdown { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Self> {
+        Ok(Shutdown {})
+    }
+
+    /// Resolves with the signal's name once one arrives.
+    #[cfg(unix)]
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    /// Resolves once Ctrl-C is pressed.
+    #[cfg(not(unix))]
+    async fn wait(&mut self) -> &'static str {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_arcp_and_32_lowercase_hex_digits() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("arcp_").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{a}");
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        for a in ["127.0.0.1:1", "127.8.9.10:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(is_loopback(&a.parse().unwrap()), "{a}");
+        }
+        for a in ["0.0.0.0:1", "[::]:1", "10.0.0.1:1", "192.168.1.1:1", "[::ffff:10.0.0.1]:1", "8.8.8.8:1"] {
+            assert!(!is_loopback(&a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[tokio::test]
+    async fn listen_addresses_resolve() {
+        assert_eq!(resolve_listen("127.0.0.1:0").await.unwrap(), vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
+        for bad in ["", "8787", "127.0.0.1", "127.0.0.1:99999", "[::1"] {
+            assert!(matches!(resolve_listen(bad).await, Err(Failure::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_tokens_and_principals_are_refused() {
+        let auth = |token: Option<&str>, principal: &str| AuthArgs {
+            token: token.map(str::to_owned),
+            principal: principal.to_owned(),
+        };
+        assert!(matches!(token(&auth(Some(""), "p")), Err(Failure::Usage(_))));
+        assert!(matches!(token(&auth(Some("t"), "")), Err(Failure::Usage(_))));
+        assert_eq!(token(&auth(Some("t"), "p")).unwrap(), ("t".to_owned(), false));
+        assert!(token(&auth(None, "p")).unwrap().1);
     }
 }

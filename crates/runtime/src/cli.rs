@@ -1,0 +1,116 @@
+//! The command line: `arcp serve`, `arcp stdio`, `arcp --version` (clap derive).
+
+use std::sync::LazyLock;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `arcp --version`: the binary's version and the ARCP version it speaks.
+static VERSION: LazyLock<String> =
+    LazyLock::new(|| format!("{} (ARCP {})", env!("CARGO_PKG_VERSION"), arcp_core::ProtocolVersion::V1_1));
+
+/// The default `--listen` address.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+
+/// ARCP (Agent Runtime Control Protocol) runtime.
+#[derive(Debug, Parser)]
+#[command(name = "arcp", version = VERSION.as_str(), arg_required_else_help = true)]
+#[command(after_help = "Logs go to stderr; set ARCP_LOG (or RUST_LOG) to filter them, e.g. ARCP_LOG=debug.")]
+pub(crate) struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve ARCP over WebSocket at ws://ADDR/arcp.
+    ///
+    /// Prints one line `arcp listening on ws://<bound address>/arcp` to stdout (with
+    /// `--listen 127.0.0.1:0` it reveals the port the OS picked) and, if no token was given, a
+    /// line `token: <token>` with a freshly generated one. State is kept in memory only: it
+    /// is lost when the process exits.
+    ///
+    /// Ctrl-C or SIGTERM stops accepting connections and exits with status 0 at once; open
+    /// sessions and running jobs are dropped (a graceful shutdown that says `session.bye` and
+    /// lets jobs finish comes with a later release).
+    Serve(ServeArgs),
+    /// Serve one ARCP connection over stdin/stdout (NDJSON: one envelope per line).
+    ///
+    /// For use as a child process by IDEs and CLIs. Exits when stdin closes (or on Ctrl-C or
+    /// SIGTERM). Only ARCP envelopes are written to stdout; logs, and a generated token if
+    /// no token was given, go to stderr.
+    Stdio(StdioArgs),
+}
+
+/// `arcp serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (HOST:PORT; port 0 lets the OS pick one).
+    #[arg(long, env = "ARCP_LISTEN", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub(crate) listen: String,
+    /// Allow listening on a non-loopback address. ARCP is served over plain ws://, so bearer
+    /// tokens cross the network in cleartext: put a TLS-terminating proxy in front.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// Who may connect.
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+}
+
+/// `arcp stdio`.
+#[derive(Debug, Args)]
+pub(crate) struct StdioArgs {
+    /// Who may connect.
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+}
+
+/// The bearer token clients must present, and the principal it stands for.
+#[derive(Debug, Args)]
+pub(crate) struct AuthArgs {
+    /// The bearer token clients must present in `session.hello`. If absent, a random one
+    /// (`arcp_` + 32 hex digits) is generated and printed once. Prefer ARCP_TOKEN: command
+    /// lines are visible to other local users.
+    #[arg(long, env = "ARCP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+    /// The principal the token authenticates as (it scopes jobs, idempotency keys and cancel
+    /// authority).
+    #[arg(long, env = "ARCP_PRINCIPAL", value_name = "NAME", default_value = "local")]
+    pub(crate) principal: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_protocol() {
+        assert_eq!(VERSION.as_str(), format!("{} (ARCP 1.1)", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn serve_defaults_to_loopback() {
+        // Only when the environment does not override it.
+        if std::env::var_os("ARCP_LISTEN").is_none() {
+            let cli = Cli::try_parse_from(["arcp", "serve"]).unwrap();
+            let Command::Serve(args) = cli.command else { panic!("{cli:?}") };
+            assert_eq!(args.listen, DEFAULT_LISTEN);
+            assert!(!args.insecure);
+        }
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from(["arcp", "stdio", "--token", "t", "--principal", "me"]).unwrap();
+        let Command::Stdio(args) = cli.command else { panic!("{cli:?}") };
+        assert_eq!((args.auth.token.as_deref(), args.auth.principal.as_str()), (Some("t"), "me"));
+    }
+}
