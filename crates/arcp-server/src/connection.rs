@@ -223,6 +223,8 @@ impl Conn {
             resume_window_sec: std::num::NonZeroU64::new(window).unwrap_or(std::num::NonZeroU64::MIN),
             heartbeat_interval_sec: heartbeat,
             capabilities: caps,
+            session_id: Some(session.id.clone()),
+            accepted_at: Some(self.rt.now_timestamp()),
         };
         session.envelope(&self.rt, Message::SessionWelcome(welcome))
     }

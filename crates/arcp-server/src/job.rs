@@ -107,7 +107,7 @@ impl Job {
             Some(reason) => Outcome::Cancelled(reason),
             None => outcome,
         };
-        let (status, message) = outcome.into_message();
+        let (status, message) = outcome.into_message(rt.now_timestamp());
         st.status = status;
         st.terminal = Some(message.clone());
         st.ended_at = rt.now_millis();
@@ -132,7 +132,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn into_message(self) -> (JobStatus, Message) {
+    fn into_message(self, now: arcp_core::Timestamp) -> (JobStatus, Message) {
         match self {
             Outcome::Success(result) => (
                 JobStatus::Success,
@@ -142,9 +142,12 @@ impl Outcome {
                     result: Some(result),
                     result_id: None,
                     result_size: None,
+                    completed_at: Some(now),
                 }),
             ),
-            Outcome::Failed(error) => (JobStatus::Error, Message::JobError(JobError::new(ErrorStatus::Error, error))),
+            Outcome::Failed(error) => {
+                (JobStatus::Error, Message::JobError(JobError::new(ErrorStatus::Error, error).completed_at(now)))
+            }
             Outcome::Cancelled(reason) => {
                 let message = match reason {
                     Some(r) => format!("Job cancelled: {r}"),
@@ -152,18 +155,21 @@ impl Outcome {
                 };
                 (
                     JobStatus::Cancelled,
-                    Message::JobError(JobError::new(
-                        ErrorStatus::Cancelled,
-                        ErrorPayload::new(ErrorCode::CANCELLED, message),
-                    )),
+                    Message::JobError(
+                        JobError::new(ErrorStatus::Cancelled, ErrorPayload::new(ErrorCode::CANCELLED, message))
+                            .completed_at(now),
+                    ),
                 )
             }
             Outcome::TimedOut(secs) => (
                 JobStatus::TimedOut,
-                Message::JobError(JobError::new(
-                    ErrorStatus::TimedOut,
-                    ErrorPayload::new(ErrorCode::TIMEOUT, format!("Job exceeded max_runtime_sec ({secs} s)")),
-                )),
+                Message::JobError(
+                    JobError::new(
+                        ErrorStatus::TimedOut,
+                        ErrorPayload::new(ErrorCode::TIMEOUT, format!("Job exceeded max_runtime_sec ({secs} s)")),
+                    )
+                    .completed_at(now),
+                ),
             ),
         }
     }

@@ -45,7 +45,7 @@ pub(crate) async fn refuse(
         details.insert("request_id".into(), serde_json::Value::String(id.to_string()));
     }
     let error = ErrorPayload { details: Some(serde_json::Value::Object(details)), ..error };
-    let message = Message::JobError(JobError::new(ErrorStatus::Error, error));
+    let message = Message::JobError(JobError::new(ErrorStatus::Error, error).completed_at(rt.now_timestamp()));
     if let Err(e) = session.emit(rt, &job_id, None, message).await {
         conn.fatal(e.to_payload()).await;
     }

@@ -169,6 +169,10 @@ pub struct JobResult {
     /// Size of the streamed result in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_size: Option<u64>,
+    /// When the job ended. Not in the spec; the Python reference client (1.1.3) requires it,
+    /// so our runtime always sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -184,6 +188,8 @@ struct JobResultWire {
     result_id: Option<String>,
     #[serde(default)]
     result_size: Option<u64>,
+    #[serde(default)]
+    completed_at: Option<Timestamp>,
 }
 
 impl TryFrom<JobResultWire> for JobResult {
@@ -202,6 +208,7 @@ impl TryFrom<JobResultWire> for JobResult {
             result: w.result,
             result_id: w.result_id,
             result_size: w.result_size,
+            completed_at: w.completed_at,
         })
     }
 }
@@ -234,6 +241,10 @@ pub struct JobError {
     /// Structured context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// When the job ended (or the request was refused). Not in the spec; required by the
+    /// Python reference client (1.1.3), so our runtime always sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
 }
 
 impl JobError {
@@ -245,7 +256,14 @@ impl JobError {
             message: error.message,
             retryable: error.retryable,
             details: error.details,
+            completed_at: None,
         }
+    }
+
+    /// Sets `completed_at`.
+    pub fn completed_at(mut self, at: Timestamp) -> Self {
+        self.completed_at = Some(at);
+        self
     }
 
     /// The error part, as an [`ErrorPayload`].
@@ -269,6 +287,8 @@ struct JobErrorWire {
     retryable: Option<bool>,
     #[serde(default)]
     details: Option<serde_json::Value>,
+    #[serde(default)]
+    completed_at: Option<Timestamp>,
 }
 
 impl TryFrom<JobErrorWire> for JobError {
@@ -276,7 +296,14 @@ impl TryFrom<JobErrorWire> for JobError {
 
     fn try_from(w: JobErrorWire) -> Result<Self, String> {
         let retryable = crate::error_payload::resolve_retryable(&w.code, w.retryable)?;
-        Ok(JobError { final_status: w.final_status, code: w.code, message: w.message, retryable, details: w.details })
+        Ok(JobError {
+            final_status: w.final_status,
+            code: w.code,
+            message: w.message,
+            retryable,
+            details: w.details,
+            completed_at: w.completed_at,
+        })
     }
 }
 
@@ -287,7 +314,9 @@ impl proptest::arbitrary::Arbitrary for JobError {
 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (any::<ErrorStatus>(), any::<ErrorPayload>()).prop_map(|(s, e)| JobError::new(s, e)).boxed()
+        (any::<ErrorStatus>(), any::<ErrorPayload>(), proptest::option::of(any::<Timestamp>()))
+            .prop_map(|(s, e, at)| JobError { completed_at: at, ..JobError::new(s, e) })
+            .boxed()
     }
 }
 

@@ -121,6 +121,14 @@ pub struct SessionWelcome {
     pub heartbeat_interval_sec: Option<NonZeroU64>,
     /// Negotiated capabilities.
     pub capabilities: Capabilities,
+    /// The session id again, inside the payload. Not in the spec (the envelope carries it);
+    /// the Python reference client (1.1.3) requires it, so our runtime always sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    /// When the session was accepted. Not in the spec; required by the Python reference
+    /// client (1.1.3), so our runtime always sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<Timestamp>,
 }
 
 /// `session.bye` (either way): graceful close; jobs keep running and stay resumable.
