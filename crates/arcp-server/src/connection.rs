@@ -297,13 +297,16 @@ impl Conn {
                 crate::submit::submit(self, session, &id, env.trace_id, submit).await;
                 ControlFlow::Continue(())
             }
-            Message::JobCancel(cancel) => {
-                match env.job_id {
-                    Some(job_id) => self.cancel(session, &id, job_id, cancel.reason).await,
-                    None => unreachable_job_id(),
+            Message::JobCancel(cancel) => match env.job_id {
+                Some(job_id) => {
+                    self.cancel(session, &id, job_id, cancel.reason).await;
+                    ControlFlow::Continue(())
                 }
-                ControlFlow::Continue(())
-            }
+                // The decoder already requires it; kept as a protocol error, not a panic.
+                None => {
+                    self.fail(Error::refused(ErrorCode::INVALID_REQUEST, "job.cancel needs an envelope job_id")).await
+                }
+            },
             Message::SessionPing(ping) => {
                 let pong = SessionPong { ping_nonce: ping.nonce, received_at: self.rt.now_timestamp() };
                 if let Ok(env) = session.envelope(&self.rt, Message::SessionPong(pong)) {
@@ -389,9 +392,4 @@ impl Conn {
 
 fn feature_required(message: &str, feature: &str) -> Error {
     Error::refused(ErrorCode::INVALID_REQUEST, format!("{message} requires the '{feature}' feature"))
-}
-
-/// The decoder guarantees `job.cancel` carries a `job_id`; this is never reached.
-fn unreachable_job_id() {
-    tracing::error!("job.cancel without job_id passed the decoder");
 }

@@ -114,7 +114,23 @@ impl Session {
             st.last_seq.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
         envelope.event_seq = Some(seq);
         let frame: Arc<str> = Arc::from(envelope.to_json());
-        rt.events.append(&self.id, StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() }).await?;
+        if let Err(e) =
+            rt.events.append(&self.id, StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() }).await
+        {
+            // Persist-before-send: the event is not sent. The session can no longer promise
+            // gap-free delivery, so the client is told (§14: a cap is never a silent drop)
+            // and the transport closes; the session stays resumable up to its last event.
+            if let Some(link) = st.link.take() {
+                let error = ErrorPayload::new(ErrorCode::INTERNAL_ERROR, format!("event log: {e}"))
+                    .with_details(serde_json::json!({ "session_id": self.id.as_str(), "failed_event_seq": seq.get() }));
+                if let Ok(env) = self.envelope(rt, Message::SessionError(error)) {
+                    let _ = link.push(Arc::from(env.to_json()), rt.config.send_timeout).await;
+                }
+                let _ = link.tx.try_send(Outbound::Close);
+                self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+            }
+            return Err(e.into());
+        }
         st.last_seq = seq;
         if let Some(link) = st.link.clone()
             && !link.push(frame, rt.config.send_timeout).await

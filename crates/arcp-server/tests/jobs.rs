@@ -150,3 +150,23 @@ async fn s8_3_event_seq_is_session_scoped_and_gap_free_across_jobs() {
     }
     assert_eq!(c.last_seq, 3 * 22);
 }
+
+#[tokio::test]
+async fn s14_a_full_event_log_is_a_session_error_never_a_silent_drop() {
+    let verifier = arcp_server::StaticBearerVerifier::new().with_token(TOKEN, "alice");
+    let rt = arcp_server::Runtime::builder(verifier)
+        .agents(registry())
+        .event_log(arcp_server::store::memory::MemoryEventLog::with_capacity(10))
+        .build();
+    let mut c = Client::connect(&rt);
+    c.hello().await;
+    c.submit("stream", json!({"n": 50}));
+    let Message::JobAccepted(_) = c.next().await.message else { panic!() };
+    let mut last = None;
+    while let Ok(Some(frame)) = tokio::time::timeout(std::time::Duration::from_secs(5), c.t.recv()).await {
+        last = Some(frame);
+    }
+    let last = last.expect("frames");
+    assert!(last.contains("session.error") && last.contains("INTERNAL_ERROR"), "{last}");
+    assert!(last.contains("\"failed_event_seq\":11"), "{last}");
+}
