@@ -9,6 +9,7 @@
 
 mod agent;
 mod auth;
+pub mod builtin;
 mod config;
 mod connection;
 mod context;

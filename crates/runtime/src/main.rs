@@ -5,7 +5,6 @@
 //! status: 0 after a clean stop (stdin closed, Ctrl-C, SIGTERM), 2 for a usage error (bad
 //! flags, a refused `--listen` address), 1 for anything else (e.g. the address is in use).
 
-mod agents;
 mod cli;
 
 use std::fmt::Write as _;
@@ -187,7 +186,7 @@ async fn serve_stdio(args: StdioArgs) -> Result<(), Failure> {
 /// The runtime with the built-in agents, in-memory stores and one token.
 fn build_runtime(token: &str, principal: &str) -> Result<Runtime, Failure> {
     let verifier = StaticBearerVerifier::new().with_token(token, principal);
-    let agents = agents::registry().context("cannot register the built-in agents")?;
+    let agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     Ok(Runtime::builder(verifier).config(RuntimeConfig::default()).agents(agents).build())
 }
 

@@ -1,4 +1,5 @@
-//! The built-in agents: `echo`, `count` and `sleep`.
+//! The built-in agents of `arcp serve`: `echo`, `count` and `sleep` (also what the
+//! conformance suite's in-process target hosts).
 //!
 //! Their inputs and results are a public contract (the brief's "Built-in agents" table):
 //! tests and examples outside the project rely on them, so change them only together with
@@ -16,20 +17,20 @@
 
 use std::time::Duration;
 
+use crate::{AgentError, AgentRegistry, JobContext};
 use arcp_core::ErrorCode;
-use arcp_server::{AgentError, AgentRegistry, JobContext};
 use serde_json::{Map, Value, json};
 
 /// The largest `n` the `count` agent accepts (ten million events is already far beyond a
 /// demo; larger requests are refused rather than silently clamped).
-pub(crate) const MAX_COUNT: u64 = 10_000_000;
+pub const MAX_COUNT: u64 = 10_000_000;
 
 /// How many `progress` events `count` emits between voluntary yields, so a large `n` with
 /// no delay does not hog a worker thread.
 const YIELD_EVERY: u64 = 256;
 
 /// A registry holding every built-in agent.
-pub(crate) fn registry() -> Result<AgentRegistry, arcp_core::Error> {
+pub fn registry() -> Result<AgentRegistry, arcp_core::Error> {
     let mut registry = AgentRegistry::new();
     registry.register("echo", echo)?.register("count", count)?.register("sleep", sleep)?;
     Ok(registry)
@@ -111,8 +112,8 @@ mod tests {
 
     use std::time::Duration;
 
-    use arcp_server::transport::memory::{MemoryTransport, pair};
-    use arcp_server::{Runtime, StaticBearerVerifier};
+    use crate::transport::memory::{MemoryTransport, pair};
+    use crate::{Runtime, StaticBearerVerifier};
     use serde_json::{Value, json};
 
     use super::*;
