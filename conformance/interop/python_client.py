@@ -58,6 +58,10 @@ async def main(url: str, token: str) -> None:
     token_now = client.welcome.resume_token
     seen = client.latest_event_seq
     await client._transport.close()  # drop the transport mid-stream
+    try:
+        await client.aclose()  # retire the old client (its read pump saw the close)
+    except Exception:
+        pass
     await asyncio.sleep(0.2)
     resumed = ARCPClient(client=info, token=token)
     welcome2 = await resumed.resume(
