@@ -85,6 +85,11 @@ impl Session {
         }
     }
 
+    /// Records when the last link went away (never 0, which means "attached").
+    fn mark_detached(&self, rt: &Inner) {
+        self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+    }
+
     pub(crate) fn has_feature(&self, f: &Feature) -> bool {
         self.meta.lock().features.contains(f)
     }
@@ -127,7 +132,7 @@ impl Session {
                     let _ = link.push(Arc::from(env.to_json()), rt.config.send_timeout).await;
                 }
                 let _ = link.tx.try_send(Outbound::Close);
-                self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+                self.mark_detached(rt);
             }
             return Err(e.into());
         }
@@ -138,7 +143,7 @@ impl Session {
             tracing::warn!(session = %self.id, "connection too slow or gone; detaching (events stay resumable)");
             link.kill.cancel();
             st.link = None;
-            self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+            self.mark_detached(rt);
         }
         Ok(seq)
     }
@@ -231,7 +236,7 @@ impl Session {
         let mut st = self.emit.lock().await;
         if st.link.as_ref().is_some_and(|l| l.conn == conn) {
             st.link = None;
-            self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
+            self.mark_detached(rt);
             true
         } else {
             false

@@ -1,7 +1,7 @@
 //! In-memory stores: for tests, embedding, and `arcp serve` until durable stores land.
 //! Bounded where the runtime cannot bound them itself (events per session).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use arcp_core::{EventSeq, SessionId};
 use async_trait::async_trait;
@@ -112,16 +112,13 @@ impl ResumeStore for MemoryResumeStore {
     }
 
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
-        let mut map = self.0.lock();
-        let before = map.len();
-        map.retain(|_, r| r.expires_at_millis > now_millis);
-        Ok(before - map.len())
+        Ok(retain_live(&mut self.0.lock(), now_millis, |r| r.expires_at_millis))
     }
 }
 
 /// An in-memory [`IdempotencyStore`]; the claim is atomic under one lock.
 #[derive(Debug, Default)]
-pub struct MemoryIdempotencyStore(Mutex<BTreeMap<(String, String), IdempotencyRecord>>);
+pub struct MemoryIdempotencyStore(Mutex<HashMap<(String, String), IdempotencyRecord>>);
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
@@ -144,11 +141,19 @@ impl IdempotencyStore for MemoryIdempotencyStore {
     }
 
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
-        let mut map = self.0.lock();
-        let before = map.len();
-        map.retain(|_, r| r.expires_at_millis > now_millis);
-        Ok(before - map.len())
+        Ok(retain_live(&mut self.0.lock(), now_millis, |r| r.expires_at_millis))
     }
+}
+
+/// Drops the entries expired at `now_millis`; returns how many.
+fn retain_live<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    now_millis: u64,
+    expires: impl Fn(&V) -> u64,
+) -> usize {
+    let before = map.len();
+    map.retain(|_, v| expires(v) > now_millis);
+    before - map.len()
 }
 
 #[cfg(test)]

@@ -174,6 +174,11 @@ impl Client {
         if let Some(f) = features {
             payload["capabilities"] = json!({ "features": f });
         }
+        self.send_hello(payload).await
+    }
+
+    /// Sends `session.hello` with `payload` and adopts the welcome's session id and token.
+    async fn send_hello(&mut self, payload: Value) -> Envelope {
         self.send("session.hello", payload, json!({}));
         let welcome = self.next().await;
         if let Message::SessionWelcome(w) = &welcome.message {
@@ -195,13 +200,7 @@ impl Client {
             "resume": { "session_id": session_id, "resume_token": token, "last_event_seq": last_seq },
         });
         self.last_seq = last_seq;
-        self.send("session.hello", payload, json!({}));
-        let welcome = self.next().await;
-        if let Message::SessionWelcome(w) = &welcome.message {
-            self.session_id = welcome.session_id.as_ref().map(|s| s.to_string());
-            self.resume_token = Some(w.resume_token.expose().to_owned());
-        }
-        welcome
+        self.send_hello(payload).await
     }
 
     pub fn submit(&mut self, agent: &str, input: Value) -> String {
