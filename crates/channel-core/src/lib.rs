@@ -12,11 +12,13 @@
 mod error;
 mod ids;
 mod port;
+mod record;
 mod store;
 mod wire;
 
 pub use error::{Error, Refusal, RunnerError, StoreError};
 pub use ids::{ContinuationToken, SessionId};
-pub use port::{Channel, ChannelConfig, EventSink, TurnRunner};
+pub use port::{Channel, ChannelConfig, EventSink, RecoveredTurn, Turn, TurnRunner};
+pub use record::{Recovered, SessionInfo, TurnLog, TurnSummary};
 pub use store::{Claim, MemoryTokenStore, TokenStore};
 pub use wire::{ChannelEvent, TurnOutcome, TurnReply};

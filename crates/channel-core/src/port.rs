@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::{
-    ChannelEvent, Claim, ContinuationToken, Error, RunnerError, SessionId, StoreError, TokenStore, TurnOutcome,
-    TurnReply,
+    ChannelEvent, Claim, ContinuationToken, Error, RunnerError, SessionId, SessionInfo, StoreError, TokenStore,
+    TurnLog, TurnOutcome, TurnReply, TurnSummary,
 };
 
 /// Where a turn's [`ChannelEvent`]s go while it runs. Synchronous and infallible on purpose: a
@@ -33,13 +33,25 @@ impl EventSink for Vec<ChannelEvent> {
     }
 }
 
+/// Who and what a turn is for, as the port tells a [`TurnRunner`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Turn {
+    /// The conversation.
+    pub session: SessionId,
+    /// The principal the conversation belongs to (`""` when the transport has no notion of
+    /// principals).
+    pub owner: String,
+    /// Whether this is the conversation's first turn (a start).
+    pub first: bool,
+}
+
 /// Runs one turn of a conversation. The runner emits `record` and `delta` events only; the
 /// port emits the final `outcome` (or `error`) event itself.
 #[async_trait]
 pub trait TurnRunner: Send + Sync {
-    /// Runs a turn of `session` on `body`, streaming events to `emit`.
-    async fn run(&self, session: &SessionId, body: Value, emit: &mut dyn EventSink)
-    -> Result<TurnOutcome, RunnerError>;
+    /// Runs `turn` on `body`, streaming events to `emit`.
+    async fn run(&self, turn: &Turn, body: Value, emit: &mut dyn EventSink) -> Result<TurnOutcome, RunnerError>;
 }
 
 /// Policy of a [`Channel`].
@@ -47,12 +59,36 @@ pub trait TurnRunner: Send + Sync {
 pub struct ChannelConfig {
     /// How long a session lives without a turn before it is `unknown-session`.
     pub idle_ttl: Duration,
+    /// How long a turn may hold its session. A turn still running after this loses its claim
+    /// (another continue may take the session over and the late turn's commit fails), so a
+    /// crashed node or a dropped turn cannot lock a conversation forever.
+    pub claim_ttl: Duration,
+    /// How many bytes of `record`/`delta` events a turn's recording keeps for
+    /// [`Channel::recover`]; beyond it they are dropped and the recording is marked truncated
+    /// (the `outcome` is always kept).
+    pub max_recorded_bytes: usize,
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        ChannelConfig { idle_ttl: Duration::from_secs(24 * 60 * 60) }
+        ChannelConfig {
+            idle_ttl: Duration::from_secs(24 * 60 * 60),
+            claim_ttl: Duration::from_secs(10 * 60),
+            max_recorded_bytes: 256 * 1024,
+        }
     }
+}
+
+/// A recovered turn: its events (the `outcome` last, carrying the token to present next) and
+/// whether the recording was truncated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredTurn {
+    /// The turn's events as they were streamed (the `outcome` token filled in).
+    pub events: Vec<ChannelEvent>,
+    /// Whether some `record`/`delta` events were dropped by the recording cap.
+    pub truncated: bool,
+    /// The turn's reply (the `outcome` event's content).
+    pub reply: TurnReply,
 }
 
 /// The channel port over a [`TokenStore`]. Cheap to clone; share one per store.
@@ -63,12 +99,16 @@ impl Default for ChannelConfig {
 /// `finished` and `parked` rotate the token, `contended` and `aborted` keep the presented one
 /// valid; a runner failure keeps the token valid, releases the claim, emits an `error` event
 /// and returns [`Error::Runner`]. On success the last event is `outcome`, carrying the token
-/// to present next.
+/// to present next. A session belongs to the `owner` that started it; to anyone else it is
+/// `unknown-session`.
+///
+/// Every completed turn is recorded (without its token) so a client that lost the response
+/// can [`recover`](Channel::recover) it instead of running the turn again.
 ///
 /// **Drive turns to completion.** The claim is released when `start`/`continue_turn`
-/// returns; a future dropped mid-turn leaves its session `in-flight` (a sans-IO crate cannot
-/// release from `Drop`). Transports should run each turn in its own task so a client that
-/// disconnects does not cancel it.
+/// returns; a future dropped mid-turn leaves its session `in-flight` until the claim times
+/// out ([`ChannelConfig::claim_ttl`]). Transports should run each turn in its own task so a
+/// client that disconnects does not cancel it.
 #[derive(Clone)]
 pub struct Channel {
     store: Arc<dyn TokenStore>,
@@ -80,6 +120,39 @@ pub struct Channel {
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Forwards events to the transport's sink and records them (bounded) for recovery.
+struct Recorder<'a> {
+    inner: &'a mut dyn EventSink,
+    events: Vec<ChannelEvent>,
+    bytes: usize,
+    max_bytes: usize,
+    truncated: bool,
+}
+
+impl EventSink for Recorder<'_> {
+    fn emit(&mut self, event: ChannelEvent) {
+        if !self.truncated {
+            let size = serde_json::to_vec(&event).map_or(usize::MAX, |v| v.len());
+            if self.bytes.saturating_add(size) <= self.max_bytes {
+                self.bytes += size;
+                self.events.push(event.clone());
+            } else {
+                self.truncated = true;
+            }
+        }
+        self.inner.emit(event);
+    }
+}
+
+impl Recorder<'_> {
+    /// The recording of a turn that ended with `reply` (its token left out).
+    fn log(&self, reply: &TurnReply) -> TurnLog {
+        let mut events = self.events.clone();
+        events.push(ChannelEvent::Outcome(TurnReply { continuation_token: None, ..reply.clone() }));
+        TurnLog::new(&events, self.truncated)
     }
 }
 
@@ -100,6 +173,11 @@ impl Channel {
         &self.store
     }
 
+    /// The port's policy.
+    pub fn config(&self) -> &ChannelConfig {
+        &self.config
+    }
+
     /// Mints a fresh session id (for connection-bound transports).
     pub fn new_session_id(&self) -> Result<SessionId, Error> {
         SessionId::mint(self.clock.as_ref(), self.entropy.as_ref())
@@ -109,51 +187,77 @@ impl Channel {
         self.clock.now_millis()
     }
 
-    fn expires_at(&self) -> u64 {
-        let ttl = u64::try_from(self.config.idle_ttl.as_millis()).unwrap_or(u64::MAX);
-        self.now().saturating_add(ttl)
+    fn after(&self, d: Duration) -> u64 {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.now().saturating_add(ms)
     }
 
-    /// Starts a conversation: mints a session id and a fresh token, runs the first turn and
-    /// returns its reply, which always carries the new token (unless the runner failed).
+    fn expires_at(&self) -> u64 {
+        self.after(self.config.idle_ttl)
+    }
+
+    fn claim_until(&self) -> u64 {
+        self.after(self.config.claim_ttl)
+    }
+
+    fn recorder<'a>(&self, emit: &'a mut dyn EventSink) -> Recorder<'a> {
+        Recorder {
+            inner: emit,
+            events: Vec::new(),
+            bytes: 0,
+            max_bytes: self.config.max_recorded_bytes,
+            truncated: false,
+        }
+    }
+
+    /// Starts a conversation for `owner`: mints a session id and a fresh token, runs the first
+    /// turn and returns its reply, which always carries the new token (unless the runner
+    /// failed).
     pub async fn start(
         &self,
+        owner: &str,
         body: Value,
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
         let session = self.new_session_id()?;
         let token = ContinuationToken::mint(self.entropy.as_ref())?;
-        let claim = match self.store.create(&session, &token, self.expires_at()).await {
+        let claim = match self.store.create(&session, owner, &token, self.now(), self.claim_until()).await {
             Err(StoreError::Full { .. }) => {
                 self.store.purge_expired(self.now()).await?;
-                self.store.create(&session, &token, self.expires_at()).await?
+                self.store.create(&session, owner, &token, self.now(), self.claim_until()).await?
             }
             other => other?,
         };
-        let result = runner.run(&session, body, emit).await;
-        self.settle(claim, result, token, true, emit).await
+        let turn = Turn { session, owner: owner.to_owned(), first: true };
+        let mut rec = self.recorder(emit);
+        let result = runner.run(&turn, body, &mut rec).await;
+        self.settle(claim, result, token, true, &mut rec).await
     }
 
-    /// Continues `session` with the presented token (`None` or `""` is `missing-token`):
-    /// validates and claims in one step, runs the turn, and rotates the token if it committed.
+    /// Continues `session` as `owner` with the presented token (`None` or `""` is
+    /// `missing-token`): validates and claims in one step, runs the turn, and rotates the
+    /// token if it committed.
     pub async fn continue_turn(
         &self,
         session: &SessionId,
+        owner: &str,
         presented: Option<&str>,
         body: Value,
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
         let presented = ContinuationToken::presented(presented);
-        let claim = self.store.claim(session, presented.as_ref(), self.now()).await?;
+        let claim = self.store.claim(session, owner, presented.as_ref(), self.now(), self.claim_until()).await?;
         // A store that granted a claim without a token broke its contract: refuse, run nothing.
         let Some(current) = presented else {
-            let _ = self.store.release(claim, self.expires_at()).await;
+            let _ = self.store.release(claim, self.expires_at(), None).await;
             return Err(Error::Refused(crate::Refusal::MissingToken));
         };
-        let result = runner.run(session, body, emit).await;
-        self.settle(claim, result, current, false, emit).await
+        let turn = Turn { session: session.clone(), owner: owner.to_owned(), first: false };
+        let mut rec = self.recorder(emit);
+        let result = runner.run(&turn, body, &mut rec).await;
+        self.settle(claim, result, current, false, &mut rec).await
     }
 
     async fn settle(
@@ -162,39 +266,41 @@ impl Channel {
         result: Result<TurnOutcome, RunnerError>,
         current: ContinuationToken,
         fresh: bool,
-        emit: &mut dyn EventSink,
+        rec: &mut Recorder<'_>,
     ) -> Result<TurnReply, Error> {
         let session = claim.session().clone();
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {
                 // Keep the token; a failed release (claim lost) changes nothing for the client.
-                let _ = self.store.release(claim, self.expires_at()).await;
-                emit.emit(ChannelEvent::Error { message: e.message.clone() });
+                let _ = self.store.release(claim, self.expires_at(), None).await;
+                rec.inner.emit(ChannelEvent::failure(e.message.clone()));
                 return Err(Error::Runner(e));
             }
         };
-        let next = if outcome.commits() && !fresh {
+        let mut reply = TurnReply { session_id: session, outcome, continuation_token: None };
+        let summary = TurnSummary::new(&reply.outcome, rec.log(&reply));
+        let next = if reply.outcome.commits() && !fresh {
             let next = match ContinuationToken::mint(self.entropy.as_ref()) {
                 Ok(t) => t,
                 Err(e) => {
-                    let _ = self.store.release(claim, self.expires_at()).await;
-                    emit.emit(ChannelEvent::Error { message: e.to_string() });
+                    let _ = self.store.release(claim, self.expires_at(), None).await;
+                    rec.inner.emit(ChannelEvent::failure(e.to_string()));
                     return Err(e);
                 }
             };
-            self.store.commit(claim, &next, self.expires_at()).await.map(|()| next)
+            self.store.commit(claim, &next, self.expires_at(), &summary).await.map(|()| next)
         } else {
-            self.store.release(claim, self.expires_at()).await.map(|()| current)
+            self.store.release(claim, self.expires_at(), Some(&summary)).await.map(|()| current)
         };
         match next {
             Ok(token) => {
-                let reply = TurnReply { session_id: session, outcome, continuation_token: Some(token) };
-                emit.emit(ChannelEvent::Outcome(reply.clone()));
+                reply.continuation_token = Some(token);
+                rec.inner.emit(ChannelEvent::Outcome(reply.clone()));
                 Ok(reply)
             }
             Err(e) => {
-                emit.emit(ChannelEvent::Error { message: e.to_string() });
+                rec.inner.emit(ChannelEvent::failure(e.to_string()));
                 Err(e.into())
             }
         }
@@ -202,9 +308,42 @@ impl Channel {
 
     /// Checks a continue without running or claiming (so a transport can refuse before it
     /// opens a stream). The answer can change before the actual continue.
-    pub async fn validate(&self, session: &SessionId, presented: Option<&str>) -> Result<(), Error> {
+    pub async fn validate(&self, session: &SessionId, owner: &str, presented: Option<&str>) -> Result<(), Error> {
         let presented = ContinuationToken::presented(presented);
-        Ok(self.store.validate(session, presented.as_ref(), self.now()).await?)
+        Ok(self.store.validate(session, owner, presented.as_ref(), self.now()).await?)
+    }
+
+    /// Recovers the last completed turn for a client that lost its response, without running
+    /// anything. Present either the session's current token (the recording comes back with
+    /// that token) or the token the last turn consumed when it committed (the token that turn
+    /// issued is replaced by a fresh one, which the recording carries: the lost token is
+    /// dead). Refusals as for a continue; `Ok(None)` when no turn completed yet.
+    pub async fn recover(
+        &self,
+        session: &SessionId,
+        owner: &str,
+        presented: Option<&str>,
+    ) -> Result<Option<RecoveredTurn>, Error> {
+        let presented = ContinuationToken::presented(presented);
+        let reissue = ContinuationToken::mint(self.entropy.as_ref())?;
+        let got = self.store.recover(session, owner, presented.as_ref(), &reissue, self.now()).await?;
+        let Some(log) = got.log else { return Ok(None) };
+        let token = if got.reissued { reissue } else { presented.ok_or(crate::Refusal::MissingToken)? };
+        let (mut events, truncated) =
+            log.events().map_err(|e| StoreError::Backend(format!("corrupt turn recording: {e}")))?;
+        let reply = match events.last_mut() {
+            Some(ChannelEvent::Outcome(reply)) => {
+                reply.continuation_token = Some(token);
+                reply.clone()
+            }
+            _ => return Err(StoreError::Backend("turn recording without an outcome".into()).into()),
+        };
+        Ok(Some(RecoveredTurn { events, truncated, reply }))
+    }
+
+    /// The token-free status of `session` as `owner` sees it (`None`: unknown to them).
+    pub async fn info(&self, session: &SessionId, owner: &str) -> Result<Option<SessionInfo>, Error> {
+        Ok(self.store.info(session, owner, self.now()).await?)
     }
 
     /// Whether a turn is running for `session`.

@@ -81,11 +81,27 @@ pub enum ChannelEvent {
     },
     /// The turn's result; always the last event of a successful turn.
     Outcome(TurnReply),
-    /// A failure after streaming began; the last event of a failed turn.
+    /// A failure after streaming began (the last event of a failed turn), or, on a
+    /// connection-bound transport, a refusal (then `reason` names it).
     Error {
         /// What went wrong.
         message: String,
+        /// The refusal, when this error is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<crate::Refusal>,
     },
+}
+
+impl ChannelEvent {
+    /// The `error` event of a failure (no refusal reason).
+    pub fn failure(message: impl Into<String>) -> Self {
+        ChannelEvent::Error { message: message.into(), reason: None }
+    }
+
+    /// The `error` event of a refusal: its message and its reason.
+    pub fn refused(refusal: crate::Refusal) -> Self {
+        ChannelEvent::Error { message: refusal.message().to_owned(), reason: Some(refusal) }
+    }
 }
 
 #[cfg(test)]
@@ -135,8 +151,12 @@ mod tests {
             json!({"type": "record", "record": 1})
         );
         assert_eq!(
-            serde_json::to_value(ChannelEvent::Error { message: "x".into() }).unwrap(),
+            serde_json::to_value(ChannelEvent::Error { message: "x".into(), reason: None }).unwrap(),
             json!({"type": "error", "message": "x"})
+        );
+        assert_eq!(
+            serde_json::to_value(ChannelEvent::refused(crate::Refusal::InFlight)).unwrap(),
+            json!({"type": "error", "message": crate::Refusal::InFlight.message(), "reason": "in-flight"})
         );
     }
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use channel_core::{Error, Refusal};
-use common::{Scripted, fixture};
+use common::{OWNER, Scripted, fixture};
 use serde_json::json;
 
 async fn race(n: usize, delay: Option<Duration>) {
     let f = fixture();
     let runner = Arc::new(Scripted { delay, ..Scripted::default() });
-    let start = f.channel.start(json!(0), runner.as_ref(), &mut Vec::new()).await.unwrap();
+    let start = f.channel.start(OWNER, json!(0), runner.as_ref(), &mut Vec::new()).await.unwrap();
     let runs_before = runner.runs();
     let token = start.continuation_token.unwrap();
     let session = start.session_id;
@@ -25,7 +25,9 @@ async fn race(n: usize, delay: Option<Duration>) {
             (f.channel.clone(), runner.clone(), session.clone(), token.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            channel.continue_turn(&session, Some(token.expose()), json!(i), runner.as_ref(), &mut Vec::new()).await
+            channel
+                .continue_turn(&session, OWNER, Some(token.expose()), json!(i), runner.as_ref(), &mut Vec::new())
+                .await
         }));
     }
     let (mut ok, mut in_flight, mut stale) = (Vec::new(), 0, 0);
@@ -43,9 +45,15 @@ async fn race(n: usize, delay: Option<Duration>) {
     let next = ok.pop().unwrap().continuation_token.unwrap();
     assert_ne!(next, token);
     // The new token works afterwards; the old one is dead.
-    let old = f.channel.continue_turn(&session, Some(token.expose()), json!(1), runner.as_ref(), &mut Vec::new()).await;
+    let old = f
+        .channel
+        .continue_turn(&session, OWNER, Some(token.expose()), json!(1), runner.as_ref(), &mut Vec::new())
+        .await;
     assert_eq!(old.unwrap_err().refusal(), Some(Refusal::StaleToken));
-    f.channel.continue_turn(&session, Some(next.expose()), json!(1), runner.as_ref(), &mut Vec::new()).await.unwrap();
+    f.channel
+        .continue_turn(&session, OWNER, Some(next.expose()), json!(1), runner.as_ref(), &mut Vec::new())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arcp_core::Clock;
 use async_trait::async_trait;
 use channel_core::{
-    ContinuationToken, Error, EventSink, Refusal, RunnerError, SessionId, TurnOutcome, TurnReply, TurnRunner,
+    ContinuationToken, Error, EventSink, Refusal, RunnerError, SessionId, Turn, TurnOutcome, TurnReply, TurnRunner,
 };
-use common::{Force, TTL_MS, fixture};
+use common::{Force, OWNER, TTL_MS, fixture};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ struct BodyRunner {
 
 #[async_trait]
 impl TurnRunner for BodyRunner {
-    async fn run(&self, _: &SessionId, body: Value, _: &mut dyn EventSink) -> Result<TurnOutcome, RunnerError> {
+    async fn run(&self, _: &Turn, body: Value, _: &mut dyn EventSink) -> Result<TurnOutcome, RunnerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         match body.as_str() {
             Some("parked") => Ok(TurnOutcome::Parked { wait: json!("w") }),
@@ -129,7 +129,7 @@ fn run_ops(ops: Vec<Op>) {
                 Op::Advance(ms) => f.clock.advance(ms),
                 Op::Start(force) => {
                     expected_runs += 1;
-                    let r = f.channel.start(body(force), &runner, &mut Vec::new()).await;
+                    let r = f.channel.start(OWNER, body(force), &runner, &mut Vec::new()).await;
                     if force == Force::Fail {
                         check(&r, &Expect::Failed, None);
                     } else {
@@ -148,6 +148,7 @@ fn run_ops(ops: Vec<Op>) {
                         .channel
                         .continue_turn(
                             &SessionId::presented("chs_unknown"),
+                            OWNER,
                             Some("ct_x"),
                             body(force),
                             &runner,
@@ -189,12 +190,12 @@ fn run_ops(ops: Vec<Op>) {
                     };
                     let id = model[i].id.clone();
                     // The pre-flight validation agrees with the model.
-                    let v = f.channel.validate(&id, raw).await;
+                    let v = f.channel.validate(&id, OWNER, raw).await;
                     match &expect {
                         Expect::Refused(r) => assert_eq!(v.unwrap_err().refusal(), Some(*r)),
                         _ => v.unwrap(),
                     }
-                    let r = f.channel.continue_turn(&id, raw, body(force), &runner, &mut Vec::new()).await;
+                    let r = f.channel.continue_turn(&id, OWNER, raw, body(force), &runner, &mut Vec::new()).await;
                     check(&r, &expect, presented.as_ref());
                     match expect {
                         Expect::Refused(_) => {}

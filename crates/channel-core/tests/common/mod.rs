@@ -9,7 +9,7 @@ use std::time::Duration;
 use arcp_core::{ManualClock, SeededEntropy};
 use async_trait::async_trait;
 use channel_core::{
-    Channel, ChannelConfig, ChannelEvent, EventSink, MemoryTokenStore, RunnerError, SessionId, TurnOutcome, TurnRunner,
+    Channel, ChannelConfig, ChannelEvent, EventSink, MemoryTokenStore, RunnerError, Turn, TurnOutcome, TurnRunner,
 };
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -44,12 +44,7 @@ impl Scripted {
 
 #[async_trait]
 impl TurnRunner for Scripted {
-    async fn run(
-        &self,
-        _session: &SessionId,
-        body: Value,
-        emit: &mut dyn EventSink,
-    ) -> Result<TurnOutcome, RunnerError> {
+    async fn run(&self, _turn: &Turn, body: Value, emit: &mut dyn EventSink) -> Result<TurnOutcome, RunnerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         emit.emit(ChannelEvent::Delta { text: "thinking".into() });
         if let Some(d) = self.delay {
@@ -72,7 +67,21 @@ pub struct Fixture {
     pub store: Arc<MemoryTokenStore>,
 }
 
+impl Fixture {
+    pub fn store_dyn(&self) -> &dyn channel_core::TokenStore {
+        self.store.as_ref()
+    }
+
+    pub fn now(&self) -> u64 {
+        use arcp_core::Clock;
+        self.clock.now_millis()
+    }
+}
+
 pub const TTL_MS: u64 = 60_000;
+
+/// The principal every fixture conversation belongs to.
+pub const OWNER: &str = "alice";
 
 pub fn fixture_with(max_sessions: usize) -> Fixture {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
@@ -81,7 +90,7 @@ pub fn fixture_with(max_sessions: usize) -> Fixture {
         store.clone(),
         clock.clone(),
         Arc::new(SeededEntropy::new(42)),
-        ChannelConfig { idle_ttl: Duration::from_millis(TTL_MS) },
+        ChannelConfig { idle_ttl: Duration::from_millis(TTL_MS), ..ChannelConfig::default() },
     );
     Fixture { channel, clock, store }
 }
