@@ -94,6 +94,9 @@ pub enum Error {
     /// The request was refused before anything ran.
     #[error("{0}")]
     Refused(Refusal),
+    /// The runner refused the body before anything ran (a client error).
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
     /// The token store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -114,11 +117,12 @@ impl Error {
         }
     }
 
-    /// A stable machine-readable code: the refusal's reason, or `store-failure`,
-    /// `turn-failed`, `entropy-unavailable`.
+    /// A stable machine-readable code: the refusal's reason, or `invalid-body`,
+    /// `store-failure`, `turn-failed`, `entropy-unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Refused(r) => r.reason(),
+            Error::InvalidBody(_) => "invalid-body",
             Error::Store(_) => "store-failure",
             Error::Runner(_) => "turn-failed",
             Error::Entropy(_) => "entropy-unavailable",

@@ -52,6 +52,14 @@ pub struct Turn {
 pub trait TurnRunner: Send + Sync {
     /// Runs `turn` on `body`, streaming events to `emit`.
     async fn run(&self, turn: &Turn, body: Value, emit: &mut dyn EventSink) -> Result<TurnOutcome, RunnerError>;
+
+    /// Checks a body before anything is claimed or run; an `Err` is a client error
+    /// ([`Error::InvalidBody`], HTTP `400`) and leaves the session untouched. The default
+    /// accepts every body.
+    fn check(&self, body: &Value) -> Result<(), String> {
+        let _ = body;
+        Ok(())
+    }
 }
 
 /// Policy of a [`Channel`].
@@ -93,7 +101,8 @@ pub struct RecoveredTurn {
 
 /// The channel port over a [`TokenStore`]. Cheap to clone; share one per store.
 ///
-/// Rules it keeps (channel rules 1–4, 6): refusals (in the order `unknown-session`,
+/// Rules it keeps (channel rules 1–4, 6): a body the runner's [`TurnRunner::check`] rejects
+/// is [`Error::InvalidBody`] before anything else; refusals (in the order `unknown-session`,
 /// `missing-token`, `stale-token`, `in-flight`) are returned before anything runs; the token
 /// check and the in-flight claim are one store step; `start` always issues a fresh token;
 /// `finished` and `parked` rotate the token, `contended` and `aborted` keep the presented one
@@ -220,6 +229,7 @@ impl Channel {
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
+        runner.check(&body).map_err(Error::InvalidBody)?;
         let session = self.new_session_id()?;
         let token = ContinuationToken::mint(self.entropy.as_ref())?;
         let claim = match self.store.create(&session, owner, &token, self.now(), self.claim_until()).await {
@@ -247,6 +257,7 @@ impl Channel {
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
+        runner.check(&body).map_err(Error::InvalidBody)?;
         let presented = ContinuationToken::presented(presented);
         let claim = self.store.claim(session, owner, presented.as_ref(), self.now(), self.claim_until()).await?;
         // A store that granted a claim without a token broke its contract: refuse, run nothing.

@@ -150,3 +150,36 @@ async fn info_shows_status_never_the_token() {
     assert!(f.channel.info(&a.session_id, OWNER).await.unwrap().is_none());
     let _ = Duration::ZERO;
 }
+
+struct Picky;
+
+#[async_trait::async_trait]
+impl channel_core::TurnRunner for Picky {
+    async fn run(
+        &self,
+        _: &channel_core::Turn,
+        _: serde_json::Value,
+        _: &mut dyn channel_core::EventSink,
+    ) -> Result<TurnOutcome, channel_core::RunnerError> {
+        Ok(TurnOutcome::Finished { output: None })
+    }
+
+    fn check(&self, body: &serde_json::Value) -> Result<(), String> {
+        if body.is_object() { Ok(()) } else { Err("the body must be an object".into()) }
+    }
+}
+
+#[tokio::test]
+async fn a_body_the_runner_rejects_touches_nothing() {
+    let f = fixture();
+    let r = f.channel.start(OWNER, json!(1), &Picky, &mut Vec::new()).await;
+    assert_eq!(r.unwrap_err().code(), "invalid-body");
+    assert!(f.store.is_empty());
+    let a = f.channel.start(OWNER, json!({}), &Picky, &mut Vec::new()).await.unwrap();
+    let tok = a.continuation_token.unwrap();
+    let mut sink = Vec::new();
+    let r = f.channel.continue_turn(&a.session_id, OWNER, Some(tok.expose()), json!([]), &Picky, &mut sink).await;
+    assert!(matches!(r, Err(Error::InvalidBody(_))));
+    assert!(sink.is_empty());
+    f.channel.validate(&a.session_id, OWNER, Some(tok.expose())).await.unwrap();
+}
