@@ -1,0 +1,77 @@
+//! Running one channel call (start, continue) and making sure its stream ends with a
+//! terminal event.
+
+use std::sync::Arc;
+
+use channel_core::{Channel, ChannelEvent, EventSink, SessionId, TurnReply, TurnRunner};
+use serde_json::Value;
+
+use crate::error::channel_message;
+
+/// What a turn does to its session.
+#[derive(Debug)]
+pub(crate) enum Advance {
+    /// A new conversation.
+    Start,
+    /// The next turn of `session`, presenting `token`.
+    Continue {
+        /// The conversation.
+        session: SessionId,
+        /// The presented token (`None`: `missing-token`).
+        token: Option<String>,
+    },
+}
+
+/// Everything a turn needs, owned, so it can run in its own task.
+pub(crate) struct TurnJob {
+    pub(crate) channel: Channel,
+    pub(crate) runner: Arc<dyn TurnRunner>,
+    pub(crate) owner: String,
+    pub(crate) advance: Advance,
+    pub(crate) body: Value,
+}
+
+/// Forwards events and remembers whether a terminal one (`outcome` or `error`) went through.
+struct Tracked<F> {
+    emit: F,
+    terminal: bool,
+}
+
+impl<F: FnMut(ChannelEvent) + Send> EventSink for Tracked<F> {
+    fn emit(&mut self, event: ChannelEvent) {
+        self.terminal |= matches!(event, ChannelEvent::Outcome(_) | ChannelEvent::Error { .. });
+        (self.emit)(event);
+    }
+}
+
+/// The in-band event for an error the port reported without emitting one (a refusal, an
+/// invalid body, a store or entropy failure before the turn ran).
+pub(crate) fn error_event(e: &channel_core::Error) -> ChannelEvent {
+    match e {
+        channel_core::Error::Refused(r) => ChannelEvent::refused(*r),
+        other => ChannelEvent::failure(channel_message(other)),
+    }
+}
+
+impl TurnJob {
+    /// Runs the call, streaming its events to `emit`. The last event `emit` sees is always the
+    /// `outcome` or an `error` (the port's own, or [`error_event`] when the port failed before
+    /// emitting one). Run it in its own task (`tokio::spawn`): a dropped future would leave
+    /// the session claimed until the claim times out.
+    pub(crate) async fn run(self, emit: impl FnMut(ChannelEvent) + Send) -> Result<TurnReply, channel_core::Error> {
+        let TurnJob { channel, runner, owner, advance, body } = self;
+        let mut sink = Tracked { emit, terminal: false };
+        let result = match advance {
+            Advance::Start => channel.start(&owner, body, runner.as_ref(), &mut sink).await,
+            Advance::Continue { session, token } => {
+                channel.continue_turn(&session, &owner, token.as_deref(), body, runner.as_ref(), &mut sink).await
+            }
+        };
+        if let Err(e) = &result
+            && !sink.terminal
+        {
+            (sink.emit)(error_event(e));
+        }
+        result
+    }
+}
