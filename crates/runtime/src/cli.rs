@@ -24,7 +24,7 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve ARCP over WebSocket at ws://ADDR/arcp.
+    /// Serve ARCP over WebSocket at ws://ADDR/arcp and the HTTP channel at http://ADDR/v1.
     ///
     /// Prints one line `arcp listening on ws://<bound address>/arcp` to stdout (with
     /// `--listen 127.0.0.1:0` it reveals the port the OS picked) and, if no token was given, a
@@ -56,6 +56,27 @@ pub(crate) struct ServeArgs {
     /// Who may connect.
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+    /// The HTTP channel at /v1.
+    #[command(flatten)]
+    pub(crate) channel: ChannelArgs,
+}
+
+/// The HTTP channel (`POST /v1/session`, `POST /v1/session/{id}/message`, `GET /v1/ws`).
+#[derive(Debug, Args)]
+pub(crate) struct ChannelArgs {
+    /// The agent a channel turn runs when its body names none.
+    #[arg(long, env = "ARCP_DEFAULT_AGENT", value_name = "AGENT", default_value = "echo")]
+    pub(crate) default_agent: String,
+    /// How long a channel conversation lives without a turn, in seconds.
+    #[arg(long, env = "ARCP_CHANNEL_IDLE_TTL_SECS", value_name = "SECS", default_value_t = 86_400)]
+    pub(crate) channel_idle_ttl_secs: u64,
+    /// The largest request body the channel accepts, in bytes.
+    #[arg(long, env = "ARCP_CHANNEL_MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub(crate) channel_max_body_bytes: usize,
+    /// Also host the `conformance.channel` agent, the fixture `cargo xtask conformance
+    /// --channel URL` drives to force every turn outcome. For testing; off by default.
+    #[arg(long, env = "ARCP_CONFORMANCE_FIXTURES")]
+    pub(crate) conformance_fixtures: bool,
 }
 
 /// `arcp stdio`.

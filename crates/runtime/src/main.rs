@@ -1,11 +1,15 @@
 //! The `arcp` binary: serves the ARCP runtime of `arcp-server` with the built-in agents over
-//! WebSocket (`arcp serve`) or stdin/stdout (`arcp stdio`).
+//! WebSocket and the HTTP channel of `channel-rest` on one listener (`arcp serve`), or ARCP
+//! over stdin/stdout (`arcp stdio`).
 //!
 //! This crate only wires things together: protocol logic lives in the library crates. Exit
 //! status: 0 after a clean stop (stdin closed, Ctrl-C, SIGTERM), 2 for a usage error (bad
 //! flags, a refused `--listen` address), 1 for anything else (e.g. the address is in use).
 
+mod channel_turns;
 mod cli;
+mod fixture_agent;
+mod http;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -15,22 +19,22 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arcp_core::Entropy as _;
-use arcp_server::transport::{stdio, ws};
+use std::sync::Arc;
+
+use arcp_server::transport::stdio;
 use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
+use channel_core::{Channel, ChannelConfig, MemoryTokenStore};
+use channel_rest::{ChannelService, RestConfig};
 use clap::Parser as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use crate::channel_turns::{AgentTurns, InProcessKeys, ServeVerifier};
 use crate::cli::{AuthArgs, Cli, Command, ServeArgs, StdioArgs};
-
-/// The path ARCP is served at over WebSocket.
-const ARCP_PATH: &str = "/arcp";
+use crate::http::ARCP_PATH;
 
 /// How often expired sessions, resume and idempotency records are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How long to pause after a failed `accept` (e.g. out of file descriptors) before retrying.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long the process waits for its tasks to stop at exit.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -97,7 +101,7 @@ fn init_logging() {
         .try_init();
 }
 
-/// `arcp serve`: ARCP over WebSocket until Ctrl-C or SIGTERM.
+/// `arcp serve`: ARCP over WebSocket and the HTTP channel, until Ctrl-C or SIGTERM.
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let addrs = resolve_listen(&args.listen).await?;
     if !args.insecure
@@ -110,35 +114,57 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let (token, generated) = token(&args.auth)?;
-    let runtime = build_runtime(&token, &args.auth.principal)?;
+    let front = build_front(&token, &args)?;
     let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
     let listener = TcpListener::bind(&addrs[..]).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("cannot read the bound address")?;
-    runtime.start_sweeper(SWEEP_INTERVAL);
+    front.runtime.start_sweeper(SWEEP_INTERVAL);
     if args.insecure && !is_loopback(&local) {
-        tracing::warn!(%local, "listening on a non-loopback address over plain ws://: bearer tokens travel in cleartext");
+        tracing::warn!(%local, "listening on a non-loopback address over plain HTTP: bearer tokens travel in cleartext");
     }
     announce(&local, generated.then_some(token.as_str()));
-    tracing::info!(%local, principal = %args.auth.principal, "serving ARCP over WebSocket at {ARCP_PATH}");
-    let max_frame_bytes = runtime.config().max_frame_bytes;
-    loop {
-        let accepted = tokio::select! {
-            signal = shutdown.wait() => {
-                tracing::info!(signal, "stopping: no longer accepting connections");
-                return Ok(());
-            }
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(connection(runtime.clone(), stream, peer, max_frame_bytes));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
+    tracing::info!(%local, principal = %args.auth.principal, "serving ARCP at {ARCP_PATH} and the channel at /v1");
+    let stop = async move {
+        let signal = shutdown.wait().await;
+        tracing::info!(signal, "stopping");
+    };
+    http::serve(listener, Arc::new(front), stop).await;
+    Ok(())
+}
+
+/// The runtime (built-in agents, in-memory stores, one token) and the channel in front of it.
+fn build_front(token: &str, args: &ServeArgs) -> Result<http::Front, Failure> {
+    let verifier = StaticBearerVerifier::new().with_token(token, &args.auth.principal);
+    let keys = Arc::new(InProcessKeys::new().context("cannot generate the in-process keys")?);
+    let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
+    if args.channel.conformance_fixtures {
+        fixture_agent::register(&mut agents).context("cannot register the conformance fixture agent")?;
     }
+    let names = agents.names();
+    let default_agent = &args.channel.default_agent;
+    let known = arcp_core::agent::AgentRef::parse(default_agent).is_ok_and(|a| names.iter().any(|n| n == a.name()));
+    if !known {
+        return Err(Failure::Usage(format!(
+            "--default-agent {default_agent:?} is not a registered agent (registered: {})",
+            names.join(", ")
+        )));
+    }
+    let runtime = Runtime::builder(ServeVerifier { keys: keys.clone(), inner: verifier.clone() })
+        .config(RuntimeConfig::default())
+        .agents(agents)
+        .build();
+    let turns = AgentTurns::new(runtime.clone(), keys, default_agent.clone(), names);
+    let channel = Channel::new(
+        Arc::new(MemoryTokenStore::default()),
+        Arc::new(arcp_core::SystemClock),
+        Arc::new(arcp_core::OsEntropy),
+        ChannelConfig { idle_ttl: Duration::from_secs(args.channel.channel_idle_ttl_secs), ..ChannelConfig::default() },
+    );
+    let rest = RestConfig { max_body_bytes: args.channel.channel_max_body_bytes, ..RestConfig::default() };
+    let service =
+        ChannelService::new(channel, Arc::new(turns), rest).with_authenticator(Arc::new(http::BearerAuth(verifier)));
+    let max_frame_bytes = runtime.config().max_frame_bytes;
+    Ok(http::Front { runtime, channel: service, max_frame_bytes })
 }
 
 /// Prints where the server listens (and a generated token) to stdout. A closed stdout is not
@@ -149,19 +175,8 @@ fn announce(local: &SocketAddr, generated_token: Option<&str>) {
     if let Some(token) = generated_token {
         let _ = writeln!(out, "token: {token}");
     }
+    let _ = writeln!(out, "channel at http://{local}/v1/session");
     let _ = out.flush();
-}
-
-/// One WebSocket connection: the upgrade, then the ARCP session until it closes.
-async fn connection(runtime: Runtime, stream: TcpStream, peer: SocketAddr, max_frame_bytes: usize) {
-    match ws::accept(stream, ARCP_PATH, max_frame_bytes).await {
-        Ok(transport) => {
-            tracing::debug!(%peer, "connection opened");
-            runtime.serve(transport).await;
-            tracing::debug!(%peer, "connection closed");
-        }
-        Err(e) => tracing::info!(%peer, error = %e, "WebSocket upgrade failed"),
-    }
 }
 
 /// `arcp stdio`: one ARCP connection over stdin/stdout until stdin closes.
