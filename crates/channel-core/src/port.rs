@@ -165,6 +165,21 @@ impl Recorder<'_> {
     }
 }
 
+/// Runs a turn, turning a panicking runner into a failed turn (so its claim is released and
+/// its token stays valid, instead of the session staying in flight until the claim times out).
+async fn run_guarded(
+    runner: &dyn TurnRunner,
+    turn: &Turn,
+    body: Value,
+    emit: &mut dyn EventSink,
+) -> Result<TurnOutcome, RunnerError> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(runner.run(turn, body, emit)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err(RunnerError::new("the turn failed unexpectedly")),
+    }
+}
+
 impl Channel {
     /// A port over `store`, taking time from `clock` and randomness from `entropy` (use a
     /// CSPRNG such as [`OsEntropy`](arcp_core::OsEntropy) outside tests).
@@ -241,7 +256,7 @@ impl Channel {
         };
         let turn = Turn { session, owner: owner.to_owned(), first: true };
         let mut rec = self.recorder(emit);
-        let result = runner.run(&turn, body, &mut rec).await;
+        let result = run_guarded(runner, &turn, body, &mut rec).await;
         self.settle(claim, result, token, true, &mut rec).await
     }
 
@@ -267,7 +282,7 @@ impl Channel {
         };
         let turn = Turn { session: session.clone(), owner: owner.to_owned(), first: false };
         let mut rec = self.recorder(emit);
-        let result = runner.run(&turn, body, &mut rec).await;
+        let result = run_guarded(runner, &turn, body, &mut rec).await;
         self.settle(claim, result, current, false, &mut rec).await
     }
 

@@ -183,3 +183,30 @@ async fn a_body_the_runner_rejects_touches_nothing() {
     assert!(sink.is_empty());
     f.channel.validate(&a.session_id, OWNER, Some(tok.expose())).await.unwrap();
 }
+
+struct Panics;
+
+#[async_trait::async_trait]
+impl channel_core::TurnRunner for Panics {
+    async fn run(
+        &self,
+        _: &channel_core::Turn,
+        _: serde_json::Value,
+        _: &mut dyn channel_core::EventSink,
+    ) -> Result<TurnOutcome, channel_core::RunnerError> {
+        panic!("a buggy runner")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_runner_is_a_failed_turn_that_keeps_the_token() {
+    let f = fixture();
+    let a = f.channel.start(OWNER, json!({}), &Scripted::default(), &mut Vec::new()).await.unwrap();
+    let tok = a.continuation_token.unwrap();
+    let mut sink = Vec::new();
+    let r = f.channel.continue_turn(&a.session_id, OWNER, Some(tok.expose()), json!(1), &Panics, &mut sink).await;
+    assert_eq!(r.unwrap_err().code(), "turn-failed");
+    assert!(matches!(sink.last(), Some(ChannelEvent::Error { .. })));
+    assert!(!f.channel.in_flight(&a.session_id).await.unwrap());
+    f.channel.validate(&a.session_id, OWNER, Some(tok.expose())).await.unwrap();
+}
