@@ -9,8 +9,14 @@
 //! What a server must provide: a bearer token accepted for one principal, and the agents of
 //! the `arcp serve` contract (`echo`, `count`, `sleep`, see `runtime.md`). Cases that need an
 //! agent the server does not advertise are reported as skipped, with the reason.
+//!
+//! [`channel`] is the second suite: the channel protocol (`sessionId` + single-use
+//! `continuationToken`), run by [`channel::run_channel`] against the in-process port, an
+//! HTTP server speaking channel-rest's wire (plain JSON or SSE) or its WebSocket endpoint,
+//! with a fixture body that forces each turn's outcome. Its results use the same [`Report`].
 
 mod cases;
+pub mod channel;
 
 /// The agents of the `arcp serve` contract, for in-process targets.
 pub fn reference_agents() -> arcp_server::AgentRegistry {

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s types;
 //! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it);
-//! - `cargo xtask conformance` runs the conformance suite (in-process, or `--url`).
+//! - `cargo xtask conformance` runs the ARCP and channel conformance suites (in-process, or
+//!   `--url ws://…` / `--channel http://…`).
 
 mod conformance;
 mod schemas;
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask schemas [--check] | cargo xtask conformance [--url URL --token T] [--filter S] [--write-md]"
+                "usage: cargo xtask schemas [--check] | cargo xtask conformance [--url URL] [--channel BASE_URL] [--token T] [--filter S] [--write-md]"
             );
             return ExitCode::from(2);
         }

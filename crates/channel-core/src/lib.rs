@@ -18,7 +18,7 @@ mod wire;
 
 pub use error::{Error, Refusal, RunnerError, StoreError};
 pub use ids::{ContinuationToken, SessionId};
-pub use port::{Channel, ChannelConfig, EventSink, RecoveredTurn, Turn, TurnRunner};
+pub use port::{Channel, ChannelConfig, ClaimedTurn, EventSink, RecoveredTurn, Turn, TurnRunner};
 pub use record::{Recovered, SessionInfo, TurnLog, TurnSummary};
 pub use store::{Claim, MemoryTokenStore, TokenStore};
 pub use wire::{ChannelEvent, TurnOutcome, TurnReply};

@@ -132,6 +132,42 @@ impl std::fmt::Debug for Channel {
     }
 }
 
+/// A turn whose session is claimed and which has not run yet (from
+/// [`Channel::claim_start`] or [`Channel::claim_continue`]). **Run it**: until
+/// [`ClaimedTurn::run`] settles it, the session stays in flight (until
+/// [`ChannelConfig::claim_ttl`] if it is dropped).
+#[must_use = "the session stays in flight until the turn runs"]
+pub struct ClaimedTurn {
+    channel: Channel,
+    claim: Claim,
+    turn: Turn,
+    current: ContinuationToken,
+    body: Value,
+}
+
+impl std::fmt::Debug for ClaimedTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedTurn").field("turn", &self.turn).finish_non_exhaustive()
+    }
+}
+
+impl ClaimedTurn {
+    /// The turn (session, owner, whether it is the first).
+    pub fn turn(&self) -> &Turn {
+        &self.turn
+    }
+
+    /// Runs the turn with `runner`, streaming to `emit`, and settles it: rotates the token if
+    /// it committed, keeps it otherwise, releases the claim. On success the last event is
+    /// `outcome`; a runner failure emits `error` and returns [`Error::Runner`].
+    pub async fn run(self, runner: &dyn TurnRunner, emit: &mut dyn EventSink) -> Result<TurnReply, Error> {
+        let ClaimedTurn { channel, claim, turn, current, body } = self;
+        let mut rec = channel.recorder(emit);
+        let result = run_guarded(runner, &turn, body, &mut rec).await;
+        channel.settle(claim, result, current, turn.first, &mut rec).await
+    }
+}
+
 /// Forwards events to the transport's sink and records them (bounded) for recovery.
 struct Recorder<'a> {
     inner: &'a mut dyn EventSink,
@@ -244,6 +280,13 @@ impl Channel {
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
+        self.claim_start(owner, body, runner).await?.run(runner, emit).await
+    }
+
+    /// The first half of [`start`](Self::start): checks the body and creates the session,
+    /// claimed for its first turn, without running anything. Run the turn with
+    /// [`ClaimedTurn::run`].
+    pub async fn claim_start(&self, owner: &str, body: Value, runner: &dyn TurnRunner) -> Result<ClaimedTurn, Error> {
         runner.check(&body).map_err(Error::InvalidBody)?;
         let session = self.new_session_id()?;
         let token = ContinuationToken::mint(self.entropy.as_ref())?;
@@ -255,9 +298,7 @@ impl Channel {
             other => other?,
         };
         let turn = Turn { session, owner: owner.to_owned(), first: true };
-        let mut rec = self.recorder(emit);
-        let result = run_guarded(runner, &turn, body, &mut rec).await;
-        self.settle(claim, result, token, true, &mut rec).await
+        Ok(ClaimedTurn { channel: self.clone(), claim, turn, current: token, body })
     }
 
     /// Continues `session` as `owner` with the presented token (`None` or `""` is
@@ -272,6 +313,21 @@ impl Channel {
         runner: &dyn TurnRunner,
         emit: &mut dyn EventSink,
     ) -> Result<TurnReply, Error> {
+        self.claim_continue(session, owner, presented, body, runner).await?.run(runner, emit).await
+    }
+
+    /// The first half of [`continue_turn`](Self::continue_turn): checks the body, then
+    /// validates and claims in one step, without running anything. Every refusal comes from
+    /// here, so a transport can answer it before it commits to a response (an SSE stream).
+    /// Run the turn with [`ClaimedTurn::run`].
+    pub async fn claim_continue(
+        &self,
+        session: &SessionId,
+        owner: &str,
+        presented: Option<&str>,
+        body: Value,
+        runner: &dyn TurnRunner,
+    ) -> Result<ClaimedTurn, Error> {
         runner.check(&body).map_err(Error::InvalidBody)?;
         let presented = ContinuationToken::presented(presented);
         let claim = self.store.claim(session, owner, presented.as_ref(), self.now(), self.claim_until()).await?;
@@ -281,9 +337,7 @@ impl Channel {
             return Err(Error::Refused(crate::Refusal::MissingToken));
         };
         let turn = Turn { session: session.clone(), owner: owner.to_owned(), first: false };
-        let mut rec = self.recorder(emit);
-        let result = run_guarded(runner, &turn, body, &mut rec).await;
-        self.settle(claim, result, current, false, &mut rec).await
+        Ok(ClaimedTurn { channel: self.clone(), claim, turn, current, body })
     }
 
     async fn settle(

@@ -173,30 +173,27 @@ impl ChannelService {
         Ok(json(StatusCode::OK, &reply))
     }
 
-    /// Runs `job` in its own task and streams its events as SSE.
-    fn streamed(&self, job: TurnJob) -> Response<Body> {
+    /// Claims and runs `job` in its own task and streams its events as SSE. A refusal (or an
+    /// invalid body) comes back as an error before the stream opens: a refusal is always a
+    /// status, never a half-open stream, even when a concurrent continue wins the race.
+    async fn streamed(&self, job: TurnJob) -> Result<Response<Body>, Error> {
         // Unbounded on purpose: `EventSink::emit` is synchronous, so there is no backpressure
         // to apply, and dropping events for a slow-but-connected client would corrupt its
         // stream (a lost delta, or the outcome). What queues is bounded by what the turn
         // itself emits; once the client is gone the receiver is dropped and sends are no-ops.
         let (tx, rx) = mpsc::unbounded_channel::<ChannelEvent>();
-        tokio::spawn(job.run(move |ev| {
+        let claimed = job.spawn_claimed(move |ev| {
             let _ = tx.send(ev);
-        }));
-        sse::stream(rx, self.inner.config.keep_alive)
+        });
+        claimed.await.map_err(|_| Error::TurnLost)??;
+        Ok(sse::stream(rx, self.inner.config.keep_alive))
     }
 
     async fn start(&self, req: Request<Incoming>, owner: String) -> Result<Response<Body>, Error> {
         let (parts, body) = req.into_parts();
         let body = json_body(&parts.headers, body, self.inner.config.max_body_bytes, true).await?.unwrap_or_default();
         let job = self.job(owner, Advance::Start, body);
-        if wants_sse(&parts.headers) {
-            // A refusal is a status before any stream opens.
-            self.inner.runner.check(&job.body).map_err(channel_core::Error::InvalidBody)?;
-            Ok(self.streamed(job))
-        } else {
-            Self::buffered(job).await
-        }
+        if wants_sse(&parts.headers) { self.streamed(job).await } else { Self::buffered(job).await }
     }
 
     async fn message(
@@ -209,11 +206,7 @@ impl ChannelService {
         let body = json_body(&parts.headers, body, self.inner.config.max_body_bytes, true).await?.unwrap_or_default();
         let token = presented_token(&parts.headers, Some(&body));
         if wants_sse(&parts.headers) {
-            // Refusals are statuses before any stream opens; a claim lost to a concurrent
-            // continue after this check is an in-band `error` event.
-            self.inner.runner.check(&body).map_err(channel_core::Error::InvalidBody)?;
-            self.inner.channel.validate(&session, &owner, token.as_deref()).await?;
-            Ok(self.streamed(self.job(owner, Advance::Continue { session, token }, body)))
+            self.streamed(self.job(owner, Advance::Continue { session, token }, body)).await
         } else {
             Self::buffered(self.job(owner, Advance::Continue { session, token }, body)).await
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use channel_core::{Channel, ChannelEvent, EventSink, SessionId, TurnReply, TurnRunner};
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use crate::error::channel_message;
 
@@ -73,5 +74,41 @@ impl TurnJob {
             (sink.emit)(error_event(e));
         }
         result
+    }
+
+    /// Claims the session (every refusal happens here), then runs the turn, all in a task of
+    /// its own; the returned receiver says whether the claim succeeded before anything is
+    /// streamed. Once claimed, the turn runs to completion even if the caller goes away, and
+    /// `emit` sees every event ending with the `outcome` or an `error`. On a refusal `emit`
+    /// sees nothing.
+    pub(crate) fn spawn_claimed(
+        self,
+        emit: impl FnMut(ChannelEvent) + Send + 'static,
+    ) -> oneshot::Receiver<Result<(), channel_core::Error>> {
+        let (claimed_tx, claimed_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let TurnJob { channel, runner, owner, advance, body } = self;
+            let claimed = match advance {
+                Advance::Start => channel.claim_start(&owner, body, runner.as_ref()).await,
+                Advance::Continue { session, token } => {
+                    channel.claim_continue(&session, &owner, token.as_deref(), body, runner.as_ref()).await
+                }
+            };
+            let claimed = match claimed {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = claimed_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = claimed_tx.send(Ok(()));
+            let mut sink = Tracked { emit, terminal: false };
+            if let Err(e) = claimed.run(runner.as_ref(), &mut sink).await
+                && !sink.terminal
+            {
+                (sink.emit)(error_event(&e));
+            }
+        });
+        claimed_rx
     }
 }
