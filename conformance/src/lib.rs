@@ -7,7 +7,7 @@
 //! `CONFORMANCE.md` is generated from the case list.
 //!
 //! What a server must provide: a bearer token accepted for one principal, and the agents of
-//! the `arcp serve` contract (`echo`, `count`, `sleep`, see `runtime.md`). Cases that need an
+//! the `arcp serve` contract (`echo`, `count`, `sleep`, `chunks`, `delegate`, see `runtime.md`). Cases that need an
 //! agent the server does not advertise are reported as skipped, with the reason.
 //!
 //! [`channel`] is the second suite: the channel protocol (`sessionId` + single-use

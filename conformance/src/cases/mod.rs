@@ -1,8 +1,16 @@
 //! The cases, by spec section, plus the small helpers they share.
 
+mod ack;
+mod budget;
+mod caps;
+mod chunks;
+mod delegation;
+mod extensions;
 mod handshake;
+mod heartbeat;
 mod idempotency;
 mod jobs;
+mod leases;
 mod malformed;
 mod resume;
 
@@ -54,6 +62,14 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(resume::cases());
     cases.extend(jobs::cases());
     cases.extend(idempotency::cases());
+    cases.extend(heartbeat::cases());
+    cases.extend(ack::cases());
+    cases.extend(caps::cases());
+    cases.extend(extensions::cases());
+    cases.extend(leases::cases());
+    cases.extend(budget::cases());
+    cases.extend(delegation::cases());
+    cases.extend(chunks::cases());
     cases.sort_by_key(|c| section_key(c.section));
     cases
 }

@@ -766,6 +766,9 @@ impl<C: Connector> Driver<C> {
     fn adopt(&mut self, established: Established) {
         let info = SessionInfo::from_welcome(&established.welcome, &self.options.features);
         self.ack = info.features.contains(&Feature::ACK);
+        // Acknowledge the current position again on the new connection: an ack still in
+        // flight on the old one may have been lost, and the runtime keeps the maximum anyway.
+        self.acked = EventSeq::ZERO;
         self.heartbeat = info.heartbeat;
         self.shared.set_info(info);
         self.token = established.welcome.resume_token;

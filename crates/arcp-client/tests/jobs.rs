@@ -20,10 +20,12 @@ async fn handshake_negotiates_features_and_reports_the_session() {
     let rt = runtime();
     let (client, connector) = connect(&rt).await;
     assert!(client.session_id().as_str().starts_with("sess_"));
-    // The runtime offers agent_versions, progress, lease_expires_at; we ask for everything.
+    // We ask for everything, so the effective set is what the runtime offers.
     let features: HashSet<String> = client.features().iter().map(|f| f.to_string()).collect();
-    assert_eq!(features, HashSet::from(["agent_versions".into(), "progress".into(), "lease_expires_at".into()]));
-    assert!(client.has_feature(&Feature::PROGRESS) && !client.has_feature(&Feature::HEARTBEAT));
+    let offered: HashSet<String> = rt.config().features.iter().map(|f| f.to_string()).collect();
+    assert_eq!(features, offered);
+    assert!(client.has_feature(&Feature::PROGRESS) && client.has_feature(&Feature::HEARTBEAT));
+    assert!(client.has_feature(&Feature::ACK) && !client.has_feature(&Feature::SUBSCRIBE));
     let agents = client.agents().expect("inventory").normalize();
     assert!(agents.iter().any(|a| a.name == "echo"));
     assert_eq!(client.runtime_info().name, "arcp-rs");

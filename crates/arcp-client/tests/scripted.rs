@@ -298,3 +298,60 @@ async fn an_undecodable_terminal_ends_its_job_without_breaking_the_session() {
     assert_eq!(client.resumes(), 0);
     let _peer = within(script).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn acks_are_coalesced_and_repeated_after_a_resume() {
+    let (connector, mut peers) = scripted(2);
+    let mut second = peers.pop().unwrap();
+    let mut first = peers.pop().unwrap();
+    let script = tokio::spawn(async move {
+        first.recv_type("session.hello").await;
+        first.welcome("rt_ack", &["ack"], None);
+        first.accept("job_ack").await;
+        for seq in 1..=50 {
+            first.log("job_ack", seq, "line");
+        }
+        // Fifty events, one ack.
+        let ack = first.recv_type("session.ack").await;
+        assert_eq!(ack["payload"]["last_processed_seq"], 50);
+        assert!(ack.get("event_seq").is_none(), "acks carry no event_seq");
+        // Nothing new: no more acks.
+        let quiet = tokio::time::timeout(Duration::from_secs(5), first.t.recv()).await;
+        assert!(quiet.is_err(), "an idle client does not re-ack: {quiet:?}");
+        drop(first);
+        // After a resume the position is acknowledged again on the new connection (an ack in
+        // flight on the old one may have been lost), then acks continue.
+        let hello = second.recv_type("session.hello").await;
+        assert_eq!(hello["payload"]["resume"]["last_event_seq"], 50);
+        second.welcome("rt_ack2", &["ack"], None);
+        let ack = second.recv_type("session.ack").await;
+        assert_eq!(ack["payload"]["last_processed_seq"], 50);
+        second.result("job_ack", 51, json!("ok"));
+        let ack = second.recv_type("session.ack").await;
+        assert_eq!(ack["payload"]["last_processed_seq"], 51);
+        second
+    });
+    let client = within(Client::connect_with(connector, options())).await.unwrap();
+    let job = within(client.submit(SubmitRequest::new("echo", json!(1)))).await.unwrap();
+    assert_eq!(within(job.result()).await.unwrap().result, Some(json!("ok")));
+    let _second = within(script).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_acks_without_the_feature() {
+    let (connector, mut peers) = scripted(1);
+    let mut peer = peers.pop().unwrap();
+    let script = tokio::spawn(async move {
+        peer.open(&[]).await;
+        peer.accept("job_na").await;
+        peer.log("job_na", 1, "one");
+        peer.result("job_na", 2, json!(1));
+        let quiet = tokio::time::timeout(Duration::from_secs(5), peer.t.recv()).await;
+        assert!(quiet.is_err(), "nothing (in particular no session.ack): {quiet:?}");
+        peer
+    });
+    let client = within(Client::connect_with(connector, options())).await.unwrap();
+    let job = within(client.submit(SubmitRequest::new("echo", json!(1)))).await.unwrap();
+    assert_eq!(within(job.result()).await.unwrap().result, Some(json!(1)));
+    let _peer = within(script).await.unwrap();
+}

@@ -1,5 +1,5 @@
-//! The built-in agents of `arcp serve`: `echo`, `count` and `sleep` (also what the
-//! conformance suite's in-process target hosts).
+//! The built-in agents of `arcp serve`: `echo`, `count`, `chunks`, `delegate` and `sleep`
+//! (also what the conformance suite's in-process target hosts).
 //!
 //! Their inputs and results are a public contract (the brief's "Built-in agents" table):
 //! tests and examples outside the project rely on them, so change them only together with
@@ -9,11 +9,16 @@
 //! |---|---|---|
 //! | `echo` | any JSON; logs one line | the input, unchanged |
 //! | `count` | `{"n": int, "delay_ms"?: int}`; `n` `progress` events (`current` 1..n, `total` n), `delay_ms` apart (default 0) | `{"count": n}` |
+//! | `chunks` | `{"bytes": int, "chunk"?: int}`; streams `bytes` bytes as `result_chunk`s (`utf8`) of `chunk` bytes (default 65 536; the last one may be shorter; `bytes: 0` is one empty chunk). Byte `i` is the letter `a` + (`i` mod 26). Needs the session to negotiate `result_chunk` | final `job.result` with `result_id` and `result_size` = `bytes` (no inline `result`) |
+//! | `delegate` | `{"agent": str, "input"?: any, "lease_request"?: {capability: [pattern]}}`; delegates to `agent` (§10) under `lease_request` (absent: the empty lease), which must be a subset of this job's lease, and this job's lease must hold `agent.delegate` covering `agent` | the child's result (`{"result_id", "result_size"}` for a streamed one); a refused delegation or a failed child ends the job with that error code |
 //! | `sleep` | `{"ms"?: int}`; sleeps `ms` (forever if absent) until cancelled or timed out | `{"slept_ms": ms}` |
 //!
 //! Integers are JSON integers ≥ 0 (`3.0`, `-1` and `"3"` are refused with
-//! `INVALID_REQUEST`); a field set to `null` counts as absent. `count` refuses `n` above
-//! [`MAX_COUNT`]. `chunks` and `delegate` arrive with later issues.
+//! `INVALID_REQUEST`); a field set to `null` counts as absent; unknown fields are ignored.
+//! `count` refuses `n` above [`MAX_COUNT`]; `chunks` refuses `bytes` above
+//! [`MAX_CHUNKS_BYTES`] and `chunk` outside 1..=[`MAX_CHUNK_BYTES`] (the runtime's own caps,
+//! [`crate::RuntimeConfig::max_result_chunk_bytes`] and `max_result_bytes`, may be lower:
+//! exceeding those is `INTERNAL_ERROR`).
 
 use std::time::Duration;
 
@@ -25,6 +30,15 @@ use serde_json::{Map, Value, json};
 /// demo; larger requests are refused rather than silently clamped).
 pub const MAX_COUNT: u64 = 10_000_000;
 
+/// The largest `bytes` the `chunks` agent accepts (the default streamed-result cap, §14).
+pub const MAX_CHUNKS_BYTES: u64 = 256 << 20;
+
+/// The largest `chunk` the `chunks` agent accepts (the default chunk cap, §14).
+pub const MAX_CHUNK_BYTES: u64 = 1 << 20;
+
+/// The `chunk` size `chunks` uses when none is given.
+pub const DEFAULT_CHUNK_BYTES: u64 = 64 << 10;
+
 /// How many `progress` events `count` emits between voluntary yields, so a large `n` with
 /// no delay does not hog a worker thread.
 const YIELD_EVERY: u64 = 256;
@@ -32,7 +46,12 @@ const YIELD_EVERY: u64 = 256;
 /// A registry holding every built-in agent.
 pub fn registry() -> Result<AgentRegistry, arcp_core::Error> {
     let mut registry = AgentRegistry::new();
-    registry.register("echo", echo)?.register("count", count)?.register("sleep", sleep)?;
+    registry
+        .register("echo", echo)?
+        .register("count", count)?
+        .register("chunks", chunks)?
+        .register("delegate", delegate)?
+        .register("sleep", sleep)?;
     Ok(registry)
 }
 
@@ -66,6 +85,55 @@ async fn count(ctx: JobContext, input: Value) -> Result<Value, AgentError> {
         ctx.progress(current, Some(n), None).await?;
     }
     Ok(json!({ "count": n }))
+}
+
+/// `chunks`: streams `bytes` bytes of `a`..`z` as `result_chunk`s of `chunk` bytes.
+async fn chunks(ctx: JobContext, input: Value) -> Result<Value, AgentError> {
+    let fields = object("chunks", &input)?;
+    let bytes = uint("chunks", fields, "bytes")?
+        .ok_or_else(|| AgentError::invalid_input("chunks: input needs \"bytes\", a non-negative integer"))?;
+    if bytes > MAX_CHUNKS_BYTES {
+        return Err(AgentError::invalid_input(format!(
+            "chunks: \"bytes\" is {bytes}, more than the limit of {MAX_CHUNKS_BYTES}"
+        )));
+    }
+    let chunk = uint("chunks", fields, "chunk")?.unwrap_or(DEFAULT_CHUNK_BYTES);
+    if !(1..=MAX_CHUNK_BYTES).contains(&chunk) {
+        return Err(AgentError::invalid_input(format!("chunks: \"chunk\" is {chunk}, outside 1..={MAX_CHUNK_BYTES}")));
+    }
+    let mut sent = 0u64;
+    loop {
+        if ctx.is_cancelled() {
+            return Err(cancelled());
+        }
+        let len = chunk.min(bytes - sent);
+        let text: String = (sent..sent + len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        sent += len;
+        ctx.result_chunk_text(&text, sent < bytes).await?;
+        if sent >= bytes {
+            return Ok(Value::Null);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// `delegate`: delegates to `agent` with `input` under `lease_request`; the child's result.
+async fn delegate(ctx: JobContext, input: Value) -> Result<Value, AgentError> {
+    let fields = object("delegate", &input)?;
+    let agent = match fields.and_then(|f| f.get("agent")) {
+        Some(Value::String(agent)) => agent.clone(),
+        _ => return Err(AgentError::invalid_input("delegate: input needs \"agent\", a string")),
+    };
+    let child_input = fields.and_then(|f| f.get("input")).cloned().unwrap_or(Value::Null);
+    let lease_request = match fields.and_then(|f| f.get("lease_request")) {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(serde_json::from_value(value.clone()).map_err(|e| {
+            AgentError::invalid_input(format!(
+                "delegate: \"lease_request\" must map capabilities to arrays of strings: {e}"
+            ))
+        })?),
+    };
+    Ok(ctx.delegate(&agent, child_input, lease_request, None).await?)
 }
 
 /// `sleep`: sleeps `ms` (forever if absent) unless cancelled or timed out first.
@@ -316,6 +384,6 @@ mod tests {
 
     #[test]
     fn only_the_contracted_agents_are_registered() {
-        assert_eq!(registry().unwrap().names(), vec!["echo", "count", "sleep"]);
+        assert_eq!(registry().unwrap().names(), vec!["echo", "count", "chunks", "delegate", "sleep"]);
     }
 }

@@ -27,8 +27,40 @@ pub struct RuntimeConfig {
     pub max_concurrent_jobs: usize,
     /// Features the runtime advertises (only ones it implements).
     pub features: Vec<Feature>,
+    /// `heartbeat_interval_sec` of sessions that negotiate `heartbeat` (§6.4): the runtime
+    /// pings after this long without sending anything, and drops the connection with
+    /// `HEARTBEAT_LOST` after two of them without receiving anything. Default 30 s.
+    pub heartbeat_interval: Duration,
+    /// The shortest interval a client may ask for with the vendor capability
+    /// `x-vendor.arcp-rs.heartbeat_interval_sec` (a client may only shorten the interval).
+    /// Default 1 s.
+    pub min_heartbeat_interval: Duration,
+    /// `latest event_seq − last acknowledged seq` above which a session that negotiated `ack`
+    /// gets one `status {phase: "back_pressure"}` event (§6.5); re-armed once the lag is back
+    /// to half of it. `0` disables back-pressure events. Default 1000.
+    pub back_pressure_threshold: u64,
+    /// Buffered (unacknowledged, unexpired) events per session in the default in-memory event
+    /// log (§14). Default 10 000. A custom [`EventLog`](crate::store::EventLog) enforces its
+    /// own caps.
+    pub max_buffered_events: usize,
+    /// Buffered event bytes (encoded frames) per session in the default in-memory event log
+    /// (§14). Default 16 MiB.
+    pub max_buffered_bytes: usize,
+    /// Open (attached) sessions per principal; a further `session.hello` is refused with
+    /// `session.error INTERNAL_ERROR` (§14). Resuming an existing session is not limited.
+    /// Default 100.
+    pub max_sessions_per_principal: usize,
     /// Events read per batch during a replay. Default 1000.
     pub replay_batch: usize,
+    /// How long after its lease's `expires_at` a still-running job is ended with
+    /// `LEASE_EXPIRED` (§9.5). Default 1 s.
+    pub lease_expiry_grace: Duration,
+    /// How deep delegation may nest (a top-level job is depth 0). Default 8 (§14).
+    pub max_delegation_depth: u32,
+    /// The largest decoded `result_chunk` (§8.4, §14). Default 1 MiB.
+    pub max_result_chunk_bytes: u64,
+    /// The largest decoded streamed result (§8.4, §14). Default 256 MiB.
+    pub max_result_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -46,8 +78,27 @@ impl Default for RuntimeConfig {
             outbound_queue: 1024,
             send_timeout: Duration::from_secs(10),
             max_concurrent_jobs: 100,
-            features: vec![Feature::AGENT_VERSIONS, Feature::PROGRESS, Feature::LEASE_EXPIRES_AT],
+            features: vec![
+                Feature::AGENT_VERSIONS,
+                Feature::PROGRESS,
+                Feature::LEASE_EXPIRES_AT,
+                Feature::COST_BUDGET,
+                Feature::MODEL_USE,
+                Feature::RESULT_CHUNK,
+                Feature::HEARTBEAT,
+                Feature::ACK,
+            ],
+            heartbeat_interval: Duration::from_secs(30),
+            min_heartbeat_interval: Duration::from_secs(1),
+            back_pressure_threshold: 1000,
+            max_buffered_events: crate::store::memory::DEFAULT_MAX_EVENTS_PER_SESSION,
+            max_buffered_bytes: crate::store::memory::DEFAULT_MAX_BYTES_PER_SESSION,
+            max_sessions_per_principal: 100,
             replay_batch: 1000,
+            lease_expiry_grace: Duration::from_secs(1),
+            max_delegation_depth: 8,
+            max_result_chunk_bytes: 1 << 20,
+            max_result_bytes: 256 << 20,
         }
     }
 }

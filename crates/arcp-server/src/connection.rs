@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arcp_core::agent::AgentInventory;
-use arcp_core::message::{Auth, JobCancelled, Message, SessionClosed, SessionPong, SessionWelcome};
+use arcp_core::message::{Auth, JobCancelled, Message, SessionClosed, SessionPing, SessionPong, SessionWelcome};
 use arcp_core::negotiate::{Capabilities, Feature, intersect_features, negotiate_capabilities};
 use arcp_core::{
     DecodeFailure, DecodeOptions, Envelope, ErrorCode, ErrorPayload, JobId, ProtocolVersion, ResumeToken, SessionId,
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::auth::Identity;
+use crate::heartbeat::{Activity, Beat, Watch};
 use crate::runtime::Inner;
 use crate::session::{Link, Outbound, Session, SessionMeta};
 use crate::store::ResumeRecord;
@@ -28,6 +29,16 @@ pub(crate) struct Conn {
     pub(crate) rt: Arc<Inner>,
     pub(crate) link: Link,
     pub(crate) session: Option<Arc<Session>>,
+    /// The heartbeat schedule, once bound to a session that negotiated `heartbeat` (§6.4).
+    watch: Option<Watch>,
+    /// When this connection last sent something (the writer records it).
+    activity: Arc<Activity>,
+}
+
+/// What the reader loop woke up for.
+enum Wake {
+    Frame(Option<Result<String, TransportError>>),
+    Beat(Beat),
 }
 
 pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
@@ -35,13 +46,34 @@ pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
     let (tx, rx) = mpsc::channel(rt.config.outbound_queue.max(1));
     let kill = CancellationToken::new();
     let conn_id = rt.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
-    let mut conn = Conn { rt, link: Link { conn: conn_id, tx, kill: kill.clone() }, session: None };
+    let activity = Activity::new();
+    let writer = tokio::spawn(write_loop(sink, rx, kill.clone(), activity.clone()));
+    let mut conn =
+        Conn { rt, link: Link { conn: conn_id, tx, kill: kill.clone() }, session: None, watch: None, activity };
     loop {
-        let next = tokio::select! {
-            () = kill.cancelled() => break,
-            next = source.recv() => next,
+        let beat = async {
+            match &conn.watch {
+                Some(watch) => watch.due().await,
+                None => std::future::pending().await,
+            }
         };
+        let wake = tokio::select! {
+            () = kill.cancelled() => break,
+            next = source.recv() => Wake::Frame(next),
+            beat = beat => Wake::Beat(beat),
+        };
+        let next = match wake {
+            Wake::Frame(next) => next,
+            Wake::Beat(beat) => {
+                if conn.beat(beat).is_break() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Some(watch) = conn.watch.as_mut() {
+            watch.received();
+        }
         let flow = match next {
             None => break,
             Some(Ok(text)) => conn.handle(&text).await,
@@ -54,6 +86,7 @@ pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
         if flow.is_break() {
             break;
         }
+        conn.start_heartbeat();
     }
     if let Some(session) = conn.session.take()
         && session.detach(&conn.rt, conn_id).await
@@ -64,7 +97,12 @@ pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
     let _ = writer.await;
 }
 
-async fn write_loop<S: FrameSink>(mut sink: S, mut rx: mpsc::Receiver<Outbound>, kill: CancellationToken) {
+async fn write_loop<S: FrameSink>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: CancellationToken,
+    activity: Arc<Activity>,
+) {
     loop {
         let next = tokio::select! {
             () = kill.cancelled() => break,
@@ -76,6 +114,7 @@ async fn write_loop<S: FrameSink>(mut sink: S, mut rx: mpsc::Receiver<Outbound>,
                     kill.cancel();
                     break;
                 }
+                activity.sent();
             }
             Some(Outbound::Close) | None => break,
         }
@@ -98,6 +137,57 @@ pub(crate) fn window_millis(rt: &Inner) -> u64 {
 }
 
 impl Conn {
+    /// Starts the heartbeat schedule once the connection is bound to a session that
+    /// negotiated `heartbeat`.
+    fn start_heartbeat(&mut self) {
+        if self.watch.is_none()
+            && let Some(session) = &self.session
+            && let Some(interval) = session.meta.lock().heartbeat
+        {
+            self.watch = Some(Watch::new(interval, self.activity.clone()));
+        }
+    }
+
+    /// Acts on a heartbeat beat (§6.4). Neither action waits for room in the queue: a ping
+    /// that does not fit is skipped, and on loss a connection that cannot even take the
+    /// error is torn down at once. Loss detaches the session like any drop: it stays
+    /// resumable and its jobs keep running.
+    fn beat(&mut self, beat: Beat) -> ControlFlow<()> {
+        let Some(session) = self.session.clone() else { return ControlFlow::Continue(()) };
+        match beat {
+            Beat::Ping => {
+                if let Some(watch) = &self.watch {
+                    watch.pinged();
+                }
+                let ping = self
+                    .rt
+                    .mint_message_id()
+                    .map(|nonce| SessionPing { nonce: nonce.to_string(), sent_at: self.rt.now_timestamp() });
+                if let Ok(ping) = ping
+                    && let Ok(env) = session.envelope(&self.rt, Message::SessionPing(ping))
+                {
+                    let _ = self.link.tx.try_send(Outbound::Frame(Arc::from(env.to_json())));
+                }
+                ControlFlow::Continue(())
+            }
+            Beat::Lost => {
+                tracing::info!(session = %session.id, "heartbeat lost; detaching (the session stays resumable)");
+                let error = ErrorPayload::new(
+                    ErrorCode::HEARTBEAT_LOST,
+                    "nothing received for two heartbeat intervals; resume to continue",
+                );
+                let sent = session.envelope(&self.rt, Message::SessionError(error)).is_ok_and(|env| {
+                    self.link.tx.try_send(Outbound::Frame(Arc::from(env.to_json()))).is_ok()
+                        && self.link.tx.try_send(Outbound::Close).is_ok()
+                });
+                if !sent {
+                    self.link.kill.cancel();
+                }
+                ControlFlow::Break(())
+            }
+        }
+    }
+
     /// Queues a frame on this connection.
     pub(crate) async fn send(&self, envelope: &Envelope) {
         let _ = self.link.push(Arc::from(envelope.to_json()), self.rt.config.send_timeout).await;
@@ -204,8 +294,19 @@ impl Conn {
             agents: Some(agents),
             other: Default::default(),
         };
-        let caps = negotiate_capabilities(client, &offered);
-        (SessionMeta { version, features }, caps)
+        let mut caps = negotiate_capabilities(client, &offered);
+        let heartbeat =
+            features.contains(&Feature::HEARTBEAT).then(|| crate::heartbeat::interval(&self.rt.config, client));
+        // The vendor interval request is echoed with the effective value, or not at all.
+        match heartbeat {
+            Some(h) => {
+                caps.other.insert(crate::heartbeat::INTERVAL_CAPABILITY.to_owned(), serde_json::json!(h.as_secs()));
+            }
+            None => {
+                caps.other.remove(crate::heartbeat::INTERVAL_CAPABILITY);
+            }
+        }
+        (SessionMeta { version, features, heartbeat }, caps)
     }
 
     /// Builds a welcome for `session` carrying `token`.
@@ -215,7 +316,7 @@ impl Conn {
         token: &ResumeToken,
         caps: Capabilities,
     ) -> Result<Envelope, Error> {
-        let heartbeat = None;
+        let heartbeat = session.meta.lock().heartbeat.and_then(|h| std::num::NonZeroU64::new(h.as_secs()));
         let window = self.rt.config.resume_window.as_secs().max(1);
         let welcome = SessionWelcome {
             runtime: self.rt.config.runtime.clone(),
@@ -256,9 +357,14 @@ impl Conn {
         let (meta, caps) = self.negotiate(version, client);
         let id = SessionId::mint(&*self.rt.clock, &*self.rt.entropy)?;
         let session = Arc::new(Session::new(id.clone(), identity.principal, meta));
-        let token = self.issue_token(&session).await?;
-        let welcome = self.welcome(&session, &token, caps)?;
-        self.rt.sessions.lock().insert(id, session.clone());
+        crate::caps::admit_session(&self.rt, &session)?;
+        let welcome = match self.issue_token(&session).await.and_then(|t| self.welcome(&session, &t, caps)) {
+            Ok(w) => w,
+            Err(e) => {
+                self.rt.sessions.lock().remove(&id);
+                return Err(e);
+            }
+        };
         self.send(&welcome).await;
         session.attach_fresh(self.link.clone()).await;
         self.session = Some(session);
@@ -270,6 +376,11 @@ impl Conn {
         session: &Arc<Session>,
         decoded: Result<Envelope, DecodeFailure>,
     ) -> ControlFlow<()> {
+        if session.is_terminated() {
+            // A buffer cap ended the session (§14); the client was told and the transport
+            // is closing.
+            return ControlFlow::Break(());
+        }
         let env = match decoded {
             Ok(env) => env,
             Err(f) if f.context.type_name.as_deref() == Some("job.submit") => {
@@ -292,6 +403,7 @@ impl Conn {
             return ControlFlow::Break(());
         }
         let id = env.id.clone();
+        let optional = env.is_optional();
         match env.message {
             Message::JobSubmit(submit) => {
                 crate::submit::submit(self, session, &id, env.trace_id, submit).await;
@@ -314,7 +426,14 @@ impl Conn {
                 }
                 ControlFlow::Continue(())
             }
-            Message::SessionPong(_) | Message::SessionAck(_) | Message::JobUnsubscribe(_) => ControlFlow::Continue(()),
+            Message::SessionAck(ack) => {
+                // Without the feature an ack is ignored (§6.2 gating table).
+                if session.has_feature(&Feature::ACK) {
+                    session.record_ack(&self.rt, ack.last_processed_seq).await;
+                }
+                ControlFlow::Continue(())
+            }
+            Message::SessionPong(_) | Message::JobUnsubscribe(_) => ControlFlow::Continue(()),
             Message::SessionBye(_) => {
                 let _ = self.link.tx.send(Outbound::Close).await;
                 ControlFlow::Break(())
@@ -334,7 +453,9 @@ impl Conn {
                 self.fail(Error::refused(ErrorCode::INVALID_REQUEST, "the session is already open")).await
             }
             Message::Vendor(v) => {
-                if env.extensions.as_ref().and_then(|e| e.optional) == Some(true) {
+                if let Some(handler) = self.rt.vendor.get(&v.type_name) {
+                    self.vendor(session, handler, id, v).await
+                } else if optional {
                     ControlFlow::Continue(())
                 } else {
                     self.fail(Error::refused(
@@ -351,6 +472,34 @@ impl Conn {
                 ))
                 .await
             }
+        }
+    }
+
+    /// Runs a vendor handler and sends its reply (§15; `vendor.rs`).
+    async fn vendor(
+        &self,
+        session: &Arc<Session>,
+        handler: Arc<dyn crate::vendor::VendorHandler>,
+        id: arcp_core::MessageId,
+        message: arcp_core::message::VendorMessage,
+    ) -> ControlFlow<()> {
+        let request = crate::vendor::VendorRequest {
+            principal: session.principal.clone(),
+            session_id: session.id.clone(),
+            id,
+            message,
+        };
+        match handler.handle(request).await {
+            Ok(None) => ControlFlow::Continue(()),
+            Ok(Some(reply)) => {
+                if !arcp_core::names::is_vendor_name(&reply.type_name) {
+                    tracing::warn!(r#type = %reply.type_name, "dropping a vendor reply whose type is not a vendor name");
+                } else if let Ok(env) = session.envelope(&self.rt, Message::Vendor(reply)) {
+                    self.send(&env).await;
+                }
+                ControlFlow::Continue(())
+            }
+            Err(e) => self.fail(Error::Refused(e)).await,
         }
     }
 

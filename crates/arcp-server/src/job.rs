@@ -5,8 +5,8 @@
 //! terminal `job.result`/`job.error`, and an observer added under that lock sees either the
 //! live stream or the terminal envelope, never neither.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arcp_core::lease::{ExpiresAt, Lease};
@@ -16,7 +16,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::agent::Agent;
+use crate::agent::{Agent, AgentError};
+use crate::budget::BudgetState;
+use crate::chunks::StreamState;
 use crate::context::JobContext;
 use crate::runtime::Inner;
 use crate::session::Session;
@@ -43,6 +45,27 @@ pub(crate) struct Job {
     pub(crate) expires_at: Option<ExpiresAt>,
     pub(crate) cancel: CancellationToken,
     pub(crate) state: tokio::sync::Mutex<JobState>,
+    /// The monotonic instant and the runtime clock's Unix ms at acceptance (lease expiry is
+    /// measured from here, see `lease_guard`).
+    pub(crate) anchor: (tokio::time::Instant, u64),
+    /// Remaining `cost.budget` counters (§9.6).
+    pub(crate) budget: parking_lot::Mutex<BudgetState>,
+    /// The streamed result (§8.4); held across the emission of a chunk.
+    pub(crate) stream: tokio::sync::Mutex<StreamState>,
+    /// Set by `end_with`: the error the job must end with (an expired lease was used).
+    pub(crate) fatal: parking_lot::Mutex<Option<ErrorPayload>>,
+    /// Fired by `end_with`.
+    pub(crate) fatal_signal: CancellationToken,
+    /// Fired once the terminal envelope was emitted.
+    pub(crate) finished: CancellationToken,
+    /// The delegating job, for a delegated child (§10).
+    pub(crate) parent: Option<Arc<Job>>,
+    /// The parent's `delegate_id` for this child.
+    pub(crate) delegate_id: Option<String>,
+    /// Delegation depth: 0 for a submitted job.
+    pub(crate) depth: u32,
+    /// Children still worth cancelling when this job ends.
+    pub(crate) children: parking_lot::Mutex<Vec<Weak<Job>>>,
 }
 
 impl Job {
@@ -52,7 +75,9 @@ impl Job {
         trace_id: TraceId,
         lease: Lease,
         expires_at: Option<ExpiresAt>,
+        now_millis: u64,
     ) -> Self {
+        let budget = BudgetState::new(lease.budget());
         Job {
             id,
             principal: owner.principal.clone(),
@@ -60,6 +85,16 @@ impl Job {
             trace_id,
             lease,
             expires_at,
+            anchor: (tokio::time::Instant::now(), now_millis),
+            budget: parking_lot::Mutex::new(budget),
+            stream: tokio::sync::Mutex::new(StreamState::default()),
+            fatal: parking_lot::Mutex::new(None),
+            fatal_signal: CancellationToken::new(),
+            finished: CancellationToken::new(),
+            parent: None,
+            delegate_id: None,
+            depth: 0,
+            children: parking_lot::Mutex::new(Vec::new()),
             cancel: CancellationToken::new(),
             state: tokio::sync::Mutex::new(JobState {
                 status: JobStatus::Pending,
@@ -69,6 +104,28 @@ impl Job {
                 ended_at: 0,
             }),
         }
+    }
+
+    /// This job as the child `delegate_id` of `parent`, with the initial counters `budget`
+    /// (decision 20: bounded by the parent's remaining budget).
+    pub(crate) fn delegated(mut self, parent: Arc<Job>, delegate_id: String, budget: arcp_core::lease::Budget) -> Self {
+        self.depth = parent.depth.saturating_add(1);
+        self.parent = Some(parent);
+        self.delegate_id = Some(delegate_id);
+        self.budget = parking_lot::Mutex::new(BudgetState::new(budget));
+        self
+    }
+
+    /// Ends the job as `cancelled` because its parent ended (§10; no `job.cancelled` is
+    /// sent). Does nothing once the job is terminal or already being cancelled.
+    pub(crate) async fn cancel_from_parent(&self, reason: &str) {
+        let mut st = self.state.lock().await;
+        if st.status.is_terminal() || st.cancel_requested.is_some() {
+            return;
+        }
+        st.cancel_requested = Some(Some(reason.to_owned()));
+        drop(st);
+        self.cancel.cancel();
     }
 
     /// Emits a non-terminal sequence-bearing message to the owner and every observer.
@@ -83,7 +140,9 @@ impl Job {
 
     async fn fan_out(&self, rt: &Inner, observers: &[Arc<Session>], message: Message) -> Result<(), Error> {
         let deliver = |s: &Session| !is_progress(&message) || s.has_feature(&arcp_core::negotiate::Feature::PROGRESS);
-        if deliver(&self.owner) {
+        // A session terminated by a buffer cap (§14) records nothing more; its jobs are being
+        // cancelled, and observers still get their events and terminal envelope.
+        if deliver(&self.owner) && !self.owner.is_terminated() {
             self.owner.emit(rt, &self.id, Some(&self.trace_id), message.clone()).await?;
         }
         for observer in observers {
@@ -116,6 +175,14 @@ impl Job {
         if let Err(e) = self.fan_out(rt, &observers, message).await {
             tracing::error!(job = %self.id, error = %e, "could not persist the terminal envelope");
         }
+        drop(st);
+        self.finished.cancel();
+        // No child outlives the authority it was derived from (§10).
+        let children: Vec<Arc<Job>> =
+            std::mem::take(&mut *self.children.lock()).iter().filter_map(Weak::upgrade).collect();
+        for child in children {
+            child.cancel_from_parent("the parent job ended").await;
+        }
     }
 }
 
@@ -126,6 +193,12 @@ fn is_progress(message: &Message) -> bool {
 /// How a job ended.
 pub(crate) enum Outcome {
     Success(Value),
+    /// A result streamed as `result_chunk`s (§8.4).
+    Streamed {
+        result_id: String,
+        result_size: u64,
+        summary: Option<String>,
+    },
     Failed(ErrorPayload),
     Cancelled(Option<String>),
     TimedOut(u64),
@@ -142,6 +215,17 @@ impl Outcome {
                     result: Some(result),
                     result_id: None,
                     result_size: None,
+                    completed_at: Some(now),
+                }),
+            ),
+            Outcome::Streamed { result_id, result_size, summary } => (
+                JobStatus::Success,
+                Message::JobResult(JobResult {
+                    final_status: ResultStatus::Success,
+                    summary,
+                    result: None,
+                    result_id: Some(result_id),
+                    result_size: Some(result_size),
                     completed_at: Some(now),
                 }),
             ),
@@ -175,6 +259,23 @@ impl Outcome {
     }
 }
 
+/// The outcome of an agent that returned: its inline or streamed result, its error, or
+/// `INTERNAL_ERROR` for a panic — but `LEASE_EXPIRED` if it used an expired lease first, even
+/// if it then returned before the runner noticed (§9.5).
+async fn agent_outcome(job: &Job, result: std::thread::Result<Result<Value, AgentError>>) -> Outcome {
+    if job.fatal_signal.is_cancelled() {
+        return Outcome::Failed(job.fatal_error());
+    }
+    match result {
+        Ok(Ok(value)) => job.stream.lock().await.finalize(value),
+        Ok(Err(e)) => Outcome::Failed(e.0),
+        Err(_panic) => {
+            tracing::error!(job = %job.id, "the agent panicked");
+            Outcome::Failed(ErrorPayload::new(ErrorCode::INTERNAL_ERROR, "the agent failed unexpectedly"))
+        }
+    }
+}
+
 /// Runs `agent` for `job` to its terminal envelope.
 pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, input: Value, max_runtime: Option<u64>) {
     {
@@ -191,7 +292,8 @@ pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, in
         tracing::warn!(job = %job.id, error = %e, "could not emit status running");
     }
     let ctx = JobContext::new(rt.clone(), job.clone());
-    let fut = agent.run(ctx, input);
+    // §7.3: a panicking agent ends its job with INTERNAL_ERROR instead of never ending it.
+    let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(agent.run(ctx, input)));
     tokio::pin!(fut);
     let deadline = async {
         match max_runtime {
@@ -199,11 +301,24 @@ pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, in
             None => std::future::pending().await,
         }
     };
+    // §9.5: a job still running once its lease expired (plus the grace) is ended, fail closed.
+    let expiry = async {
+        match job.expiry_instant() {
+            Some(at) => tokio::time::sleep_until(at + rt.config.lease_expiry_grace).await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
-        result = &mut fut => match result {
-            Ok(value) => Outcome::Success(value),
-            Err(e) => Outcome::Failed(e.0),
-        },
+        result = &mut fut => agent_outcome(&job, result).await,
+        () = job.fatal_signal.cancelled() => {
+            job.cancel.cancel();
+            Outcome::Failed(job.fatal_error())
+        }
+        () = expiry => {
+            tracing::info!(job = %job.id, "lease expired; ending the job");
+            job.cancel.cancel();
+            Outcome::Failed(job.expired_error())
+        }
         () = job.cancel.cancelled() => {
             // Cooperative: the agent sees the signal; give it the grace period to return.
             let _ = tokio::time::timeout(rt.config.cancel_grace, &mut fut).await;

@@ -7,21 +7,29 @@
 //! idempotent submits, and cancellation. State that must survive lives behind the
 //! [`store`] traits. Wire types come from `arcp-core`; this crate converts at that boundary.
 
+mod ack;
 mod agent;
 mod auth;
+mod budget;
 pub mod builtin;
+mod caps;
+mod chunks;
 mod config;
 mod connection;
 mod context;
+mod delegate;
 mod digest;
 mod error;
+mod heartbeat;
 mod job;
+mod lease_guard;
 mod resume;
 mod runtime;
 mod session;
 pub mod store;
 mod submit;
 pub mod transport;
+mod vendor;
 
 pub use agent::{Agent, AgentError, AgentRegistry};
 pub use auth::{BearerVerifier, Identity, StaticBearerVerifier};
@@ -29,3 +37,4 @@ pub use config::RuntimeConfig;
 pub use context::JobContext;
 pub use error::Error;
 pub use runtime::{Runtime, RuntimeBuilder};
+pub use vendor::{VendorHandler, VendorHandlers, VendorRequest};

@@ -16,10 +16,12 @@ use crate::session::Session;
 use crate::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryResumeStore};
 use crate::store::{EventLog, IdempotencyStore, ResumeStore};
 use crate::transport::Transport;
+use crate::vendor::VendorHandlers;
 
 pub(crate) struct Inner {
     pub(crate) config: RuntimeConfig,
     pub(crate) registry: AgentRegistry,
+    pub(crate) vendor: VendorHandlers,
     pub(crate) verifier: Arc<dyn BearerVerifier>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) resumes: Arc<dyn ResumeStore>,
@@ -110,8 +112,9 @@ impl Runtime {
         RuntimeBuilder {
             config: RuntimeConfig::default(),
             registry: AgentRegistry::new(),
+            vendor: VendorHandlers::new(),
             verifier: Arc::new(verifier),
-            events: Arc::new(MemoryEventLog::default()),
+            events: None,
             resumes: Arc::new(MemoryResumeStore::default()),
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
             clock: Arc::new(SystemClock),
@@ -160,8 +163,10 @@ impl Runtime {
 pub struct RuntimeBuilder {
     config: RuntimeConfig,
     registry: AgentRegistry,
+    vendor: VendorHandlers,
     verifier: Arc<dyn BearerVerifier>,
-    events: Arc<dyn EventLog>,
+    /// `None`: an in-memory log with the configuration's caps, made at build time.
+    events: Option<Arc<dyn EventLog>>,
     resumes: Arc<dyn ResumeStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     clock: Arc<dyn Clock>,
@@ -187,9 +192,17 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Uses `log` as the event log.
+    /// Replaces the vendor message handlers (§15).
+    pub fn vendor_handlers(mut self, handlers: VendorHandlers) -> Self {
+        self.vendor = handlers;
+        self
+    }
+
+    /// Uses `log` as the event log (it enforces its own buffer caps). Without one, the
+    /// runtime uses a [`MemoryEventLog`] bounded by the configuration's
+    /// `max_buffered_events` and `max_buffered_bytes`.
     pub fn event_log(mut self, log: impl EventLog) -> Self {
-        self.events = Arc::new(log);
+        self.events = Some(Arc::new(log));
         self
     }
 
@@ -219,12 +232,16 @@ impl RuntimeBuilder {
 
     /// Builds the runtime.
     pub fn build(self) -> Runtime {
+        let events = self.events.unwrap_or_else(|| {
+            Arc::new(MemoryEventLog::with_caps(self.config.max_buffered_events, self.config.max_buffered_bytes))
+        });
         Runtime {
             inner: Arc::new(Inner {
                 config: self.config,
                 registry: self.registry,
+                vendor: self.vendor,
                 verifier: self.verifier,
-                events: self.events,
+                events,
                 resumes: self.resumes,
                 idempotency: self.idempotency,
                 clock: self.clock,

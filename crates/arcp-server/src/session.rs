@@ -8,7 +8,7 @@
 //! attach atomically, so no event is lost or duplicated at the seam.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arcp_core::message::Message;
@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::ack::{AckOutcome, AckState, LiveJobs};
 use crate::runtime::Inner;
-use crate::store::StoredEvent;
+use crate::store::{StoreError, StoredEvent};
 
 /// What a connection's writer task receives.
 #[derive(Debug)]
@@ -54,11 +55,17 @@ pub(crate) struct SessionMeta {
     pub(crate) version: ProtocolVersion,
     /// The effective features.
     pub(crate) features: Vec<Feature>,
+    /// `heartbeat_interval_sec`, when `heartbeat` was negotiated (§6.4).
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 struct EmitState {
     last_seq: EventSeq,
     link: Option<Link>,
+    /// Acknowledged position and back-pressure trigger (§6.5).
+    ack: AckState,
+    /// Running jobs in start order, for back-pressure events.
+    live: LiveJobs,
 }
 
 /// One ARCP session.
@@ -71,6 +78,9 @@ pub(crate) struct Session {
     pub(crate) running_jobs: AtomicUsize,
     /// When the last link detached (Unix ms); 0 while attached.
     pub(crate) detached_at: AtomicU64,
+    /// Set when a buffer cap ended the session (§14): nothing more is recorded or sent, and
+    /// it can no longer be resumed.
+    pub(crate) terminated: AtomicBool,
 }
 
 impl Session {
@@ -79,14 +89,20 @@ impl Session {
             id,
             principal,
             meta: parking_lot::Mutex::new(meta),
-            emit: tokio::sync::Mutex::new(EmitState { last_seq: EventSeq::ZERO, link: None }),
+            emit: tokio::sync::Mutex::new(EmitState {
+                last_seq: EventSeq::ZERO,
+                link: None,
+                ack: AckState::default(),
+                live: LiveJobs::default(),
+            }),
             running_jobs: AtomicUsize::new(0),
             detached_at: AtomicU64::new(0),
+            terminated: AtomicBool::new(false),
         }
     }
 
     /// Records when the last link went away (never 0, which means "attached").
-    fn mark_detached(&self, rt: &Inner) {
+    pub(crate) fn mark_detached(&self, rt: &Inner) {
         self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);
     }
 
@@ -103,8 +119,14 @@ impl Session {
         Ok(Envelope::new(self.version(), rt.mint_message_id()?, message).with_session(self.id.clone()))
     }
 
+    /// Whether a buffer cap terminated this session (§14).
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::SeqCst)
+    }
+
     /// Persists and sends one sequence-bearing message (`job.event`, `job.result`,
-    /// `job.error`) of `job_id`. Returns its `event_seq`.
+    /// `job.error`) of `job_id`. Returns its `event_seq`. May be followed, under the same
+    /// lock, by one back-pressure `status` event (§6.5).
     pub(crate) async fn emit(
         &self,
         rt: &Inner,
@@ -112,31 +134,91 @@ impl Session {
         trace_id: Option<&TraceId>,
         message: Message,
     ) -> Result<EventSeq, Error> {
+        let mut st = self.emit.lock().await;
+        let seq = self.emit_locked(rt, &mut st, job_id, trace_id, message).await?;
+        if self.has_feature(&Feature::ACK)
+            && let Some(lag) = st.ack.back_pressure_due(seq, rt.config.back_pressure_threshold)
+        {
+            // Attached to the most recently started running job, in this session only. The
+            // live list is kept under this lock from the persisted stream itself, so the job
+            // has not emitted its terminal envelope yet and nothing follows a terminal.
+            match st.live.newest() {
+                Some((job, trace)) => {
+                    let body = arcp_core::event::Status {
+                        message: Some(format!(
+                            "event_seq lag {lag} exceeds threshold {}",
+                            rt.config.back_pressure_threshold
+                        )),
+                        ..arcp_core::event::Status::phase("back_pressure")
+                    };
+                    let event = arcp_core::event::JobEvent { ts: rt.now_timestamp(), body: body.into() };
+                    if let Err(e) = self.emit_locked(rt, &mut st, &job, trace.as_ref(), Message::JobEvent(event)).await
+                    {
+                        tracing::warn!(session = %self.id, error = %e, "could not emit back_pressure");
+                    }
+                }
+                None => tracing::debug!(session = %self.id, lag, "back-pressure due but no running job to carry it"),
+            }
+        }
+        Ok(seq)
+    }
+
+    async fn emit_locked(
+        &self,
+        rt: &Inner,
+        st: &mut EmitState,
+        job_id: &JobId,
+        trace_id: Option<&TraceId>,
+        message: Message,
+    ) -> Result<EventSeq, Error> {
+        if self.is_terminated() {
+            return Err(Error::refused(ErrorCode::INTERNAL_ERROR, "the session was terminated by a buffer cap"));
+        }
         let mut envelope = self.envelope(rt, message)?.with_job(job_id.clone());
         envelope.trace_id = trace_id.cloned();
-        let mut st = self.emit.lock().await;
         let seq =
             st.last_seq.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
         envelope.event_seq = Some(seq);
         let frame: Arc<str> = Arc::from(envelope.to_json());
-        if let Err(e) =
-            rt.events.append(&self.id, StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() }).await
+        let stored = StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() };
+        let mut appended = rt.events.append(&self.id, stored.clone()).await;
+        if matches!(appended, Err(StoreError::CapacityExceeded(_)))
+            && let Some(acked) = EventSeq::new(st.ack.acked())
         {
-            // Persist-before-send: the event is not sent. The session can no longer promise
-            // gap-free delivery, so the client is told (§14: a cap is never a silent drop)
-            // and the transport closes; the session stays resumable up to its last event.
-            if let Some(link) = st.link.take() {
-                let error = ErrorPayload::new(ErrorCode::INTERNAL_ERROR, format!("event log: {e}"))
-                    .with_details(serde_json::json!({ "session_id": self.id.as_str(), "failed_event_seq": seq.get() }));
-                if let Ok(env) = self.envelope(rt, Message::SessionError(error)) {
-                    let _ = link.push(Arc::from(env.to_json()), rt.config.send_timeout).await;
+            // §14: acknowledged events are freed before a cap ends the session.
+            if rt.events.purge(&self.id, Some(acked)).await.is_ok() {
+                appended = rt.events.append(&self.id, stored).await;
+            }
+        }
+        if let Err(e) = appended {
+            match &e {
+                StoreError::CapacityExceeded(reason) => {
+                    crate::caps::terminate_locked(self, rt, &mut st.link, reason, seq).await;
+                    st.live.clear();
                 }
-                let _ = link.tx.try_send(Outbound::Close);
-                self.mark_detached(rt);
+                _ => {
+                    // Persist-before-send: the event is not sent. The session can no longer
+                    // promise gap-free delivery, so the client is told and the transport
+                    // closes; the session stays resumable up to its last event.
+                    if let Some(link) = st.link.take() {
+                        let error = ErrorPayload::new(ErrorCode::INTERNAL_ERROR, format!("event log: {e}"))
+                            .with_details(
+                                serde_json::json!({ "session_id": self.id.as_str(), "failed_event_seq": seq.get() }),
+                            );
+                        if let Ok(env) = self.envelope(rt, Message::SessionError(error)) {
+                            let _ = link.push(Arc::from(env.to_json()), rt.config.send_timeout).await;
+                        }
+                        let _ = link.tx.try_send(Outbound::Close);
+                        self.mark_detached(rt);
+                    }
+                }
             }
             return Err(e.into());
         }
         st.last_seq = seq;
+        if let Message::JobEvent(_) | Message::JobResult(_) | Message::JobError(_) = &envelope.message {
+            st.live.observe(job_id, trace_id, &envelope.message);
+        }
         if let Some(link) = st.link.clone()
             && !link.push(frame, rt.config.send_timeout).await
         {
@@ -146,6 +228,25 @@ impl Session {
             self.mark_detached(rt);
         }
         Ok(seq)
+    }
+
+    /// Records `session.ack` (§6.5): keeps the running maximum, lets the event log free what
+    /// is acknowledged, and re-arms back-pressure. Under the emit lock, so a release never
+    /// races with a replay.
+    pub(crate) async fn record_ack(&self, rt: &Inner, seq: EventSeq) {
+        let mut st = self.emit.lock().await;
+        let newest = st.last_seq;
+        match st.ack.record(seq, newest, rt.config.back_pressure_threshold) {
+            AckOutcome::Advanced(through) => {
+                if let Err(e) = rt.events.release_acked(&self.id, through).await {
+                    tracing::warn!(session = %self.id, error = %e, "could not release acknowledged events");
+                }
+            }
+            AckOutcome::Stale => {}
+            AckOutcome::Beyond => {
+                tracing::debug!(session = %self.id, %seq, %newest, "ignoring an ack beyond the newest event");
+            }
+        }
     }
 
     /// Sends a message without a sequence number (not persisted) to the attached link.

@@ -138,7 +138,7 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
     let rt = &conn.rt;
     // The job is registered before the key is claimed, so a racing identical resubmit that
     // loses the claim always finds the job to attach to.
-    let job = Arc::new(Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at));
+    let job = Arc::new(Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at, rt.now_millis()));
     rt.jobs.lock().insert(p.job_id.clone(), job.clone());
     if let Some(key) = &submit.idempotency_key {
         let ttl = u64::try_from(rt.config.idempotency_ttl.as_millis()).unwrap_or(u64::MAX);

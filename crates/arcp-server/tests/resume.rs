@@ -241,7 +241,9 @@ fn cut_and_resume(cut: usize) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         const N: u64 = 10_000;
-        let config = RuntimeConfig { ..RuntimeConfig::default() };
+        // The client negotiates `ack` but never acks: without this, one back-pressure
+        // `status` event would join the stream after 1000 events (tests/ack.rs covers it).
+        let config = RuntimeConfig { back_pressure_threshold: 0, ..RuntimeConfig::default() };
         let verifier = arcp_server::StaticBearerVerifier::new().with_token(TOKEN, "alice");
         let rt = arcp_server::Runtime::builder(verifier)
             .config(config)

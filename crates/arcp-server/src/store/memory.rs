@@ -14,24 +14,60 @@ use super::{
 /// The default cap of buffered events per session in memory (TS SDK default).
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
 
-/// An in-memory [`EventLog`]. Appending beyond `max_events_per_session` kept events is a
-/// [`StoreError::CapacityExceeded`] (never a silent drop); purge frees space.
+/// The default cap of buffered event bytes (encoded frames) per session in memory (TS SDK
+/// default, 16 MiB).
+pub const DEFAULT_MAX_BYTES_PER_SESSION: usize = 16 << 20;
+
+/// One session's buffered events and their total size.
+#[derive(Debug, Default)]
+struct SessionLog {
+    events: VecDeque<StoredEvent>,
+    bytes: usize,
+}
+
+impl SessionLog {
+    /// Drops events with `seq <= through`.
+    fn trim(&mut self, through: EventSeq) {
+        while let Some(front) = self.events.front()
+            && front.seq <= through
+        {
+            self.bytes = self.bytes.saturating_sub(front.frame.len());
+            self.events.pop_front();
+        }
+    }
+}
+
+/// An in-memory [`EventLog`], bounded per session by an event count and a byte total.
+/// Appending beyond either cap is a [`StoreError::CapacityExceeded`] (never a silent drop);
+/// purging, and releasing acknowledged events ([`EventLog::release_acked`]), frees space.
 #[derive(Debug)]
 pub struct MemoryEventLog {
-    sessions: Mutex<HashMap<SessionId, VecDeque<StoredEvent>>>,
+    sessions: Mutex<HashMap<SessionId, SessionLog>>,
     max_events_per_session: usize,
+    max_bytes_per_session: usize,
 }
 
 impl Default for MemoryEventLog {
     fn default() -> Self {
-        Self::with_capacity(DEFAULT_MAX_EVENTS_PER_SESSION)
+        Self::with_caps(DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_BYTES_PER_SESSION)
     }
 }
 
 impl MemoryEventLog {
-    /// A log keeping at most `max_events_per_session` events per session.
+    /// A log keeping at most `max_events_per_session` events per session (and the default
+    /// byte cap).
     pub fn with_capacity(max_events_per_session: usize) -> Self {
-        MemoryEventLog { sessions: Mutex::new(HashMap::new()), max_events_per_session }
+        Self::with_caps(max_events_per_session, DEFAULT_MAX_BYTES_PER_SESSION)
+    }
+
+    /// A log keeping at most `max_events` events and `max_bytes` bytes of encoded frames per
+    /// session.
+    pub fn with_caps(max_events: usize, max_bytes: usize) -> Self {
+        MemoryEventLog {
+            sessions: Mutex::new(HashMap::new()),
+            max_events_per_session: max_events,
+            max_bytes_per_session: max_bytes,
+        }
     }
 }
 
@@ -40,19 +76,27 @@ impl EventLog for MemoryEventLog {
     async fn append(&self, session: &SessionId, event: StoredEvent) -> Result<(), StoreError> {
         let mut sessions = self.sessions.lock();
         let log = sessions.entry(session.clone()).or_default();
-        if let Some(last) = log.back()
+        if let Some(last) = log.events.back()
             && event.seq <= last.seq
         {
             return Err(StoreError::Conflict(format!("event_seq {} is not above {}", event.seq, last.seq)));
         }
-        if log.len() >= self.max_events_per_session {
+        if log.events.len() >= self.max_events_per_session {
             return Err(StoreError::CapacityExceeded(format!(
                 "session {session} holds {} buffered events (cap {})",
-                log.len(),
+                log.events.len(),
                 self.max_events_per_session
             )));
         }
-        log.push_back(event);
+        let bytes = log.bytes.saturating_add(event.frame.len());
+        if bytes > self.max_bytes_per_session {
+            return Err(StoreError::CapacityExceeded(format!(
+                "session {session} would buffer {bytes} bytes of events (cap {})",
+                self.max_bytes_per_session
+            )));
+        }
+        log.bytes = bytes;
+        log.events.push_back(event);
         Ok(())
     }
 
@@ -64,13 +108,15 @@ impl EventLog for MemoryEventLog {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let sessions = self.sessions.lock();
         let Some(log) = sessions.get(session) else { return Ok(Vec::new()) };
-        let start = log.partition_point(|e| e.seq <= after);
-        Ok(log.range(start..).take(limit).cloned().collect())
+        let start = log.events.partition_point(|e| e.seq <= after);
+        Ok(log.events.range(start..).take(limit).cloned().collect())
     }
 
     async fn bounds(&self, session: &SessionId) -> Result<Option<LogBounds>, StoreError> {
         let sessions = self.sessions.lock();
-        Ok(sessions.get(session).and_then(|log| Some(LogBounds { oldest: log.front()?.seq, newest: log.back()?.seq })))
+        Ok(sessions
+            .get(session)
+            .and_then(|log| Some(LogBounds { oldest: log.events.front()?.seq, newest: log.events.back()?.seq })))
     }
 
     async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError> {
@@ -81,13 +127,16 @@ impl EventLog for MemoryEventLog {
             }
             Some(limit) => {
                 if let Some(log) = sessions.get_mut(session) {
-                    while log.front().is_some_and(|e| e.seq <= limit) {
-                        log.pop_front();
-                    }
+                    log.trim(limit);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Memory is the scarce resource here: acknowledged events are freed at once.
+    async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
+        self.purge(session, Some(through)).await
     }
 }
 
@@ -190,6 +239,23 @@ mod tests {
         assert_eq!((b.oldest.get(), b.newest.get()), (3, 3));
         log.append(&s, ev(4)).await.unwrap();
         log.purge(&s, None).await.unwrap();
+        assert_eq!(log.bounds(&s).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn event_log_caps_bytes_and_frees_acknowledged_events() {
+        // Frames of ev(n) for one-digit n are 7 bytes: room for two, not three.
+        let log = MemoryEventLog::with_caps(100, 15);
+        let s = SessionId::parse("sess_1").unwrap();
+        log.append(&s, ev(1)).await.unwrap();
+        log.append(&s, ev(2)).await.unwrap();
+        assert!(matches!(log.append(&s, ev(3)).await, Err(StoreError::CapacityExceeded(_))));
+        log.release_acked(&s, EventSeq::new(1).unwrap()).await.unwrap();
+        log.append(&s, ev(3)).await.unwrap();
+        let b = log.bounds(&s).await.unwrap().unwrap();
+        assert_eq!((b.oldest.get(), b.newest.get()), (2, 3));
+        // Releasing past the newest event empties the log without error.
+        log.release_acked(&s, EventSeq::new(9).unwrap()).await.unwrap();
         assert_eq!(log.bounds(&s).await.unwrap(), None);
     }
 }

@@ -69,6 +69,19 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Drops events with `seq <= up_to` (all of them when `up_to` is `None`).
     async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError>;
+
+    /// The client acknowledged every event with `seq <= through` (`session.ack`, §6.5): the
+    /// store MAY free them before the resume window ends. The runtime calls it with the
+    /// running maximum of the acks, never above the newest appended seq. A resume whose
+    /// cursor is below a freed event is then refused (`RESUME_WINDOW_EXPIRED`), never
+    /// replayed with a gap. Unacknowledged events are never passed here.
+    ///
+    /// The default keeps everything until the window ends (durable stores have room); the
+    /// in-memory store frees at once.
+    async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
+        let _ = (session, through);
+        Ok(())
+    }
 }
 
 /// What a session needs to be resumed: kept for the resume window after its last activity.
