@@ -1,6 +1,6 @@
 //! `cargo xtask`: repository automation, kept small (in the style of rust-analyzer's xtask).
 //!
-//! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s types;
+//! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s and `plugin-api`'s types;
 //! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it);
 //! - `cargo xtask conformance` runs the ARCP and channel conformance suites (in-process, or
 //!   `--url ws://…` / `--channel http://…`).

@@ -1,13 +1,24 @@
-//! `cargo xtask schemas [--check]`: JSON Schemas in `spec/schemas/` from `arcp_core::schema`.
+//! `cargo xtask schemas [--check]`: JSON Schemas in `spec/schemas/` from `arcp_core::schema`
+//! (messages, events, errors) and `plugin_api::schema` (`plugins/`: manifest and policy).
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use arcp_core::schema::SchemaFile;
 
 fn schema_dir(root: &Path) -> PathBuf {
     root.join("spec").join("schemas")
+}
+
+/// Every schema file the code generates, from every crate that owns one.
+fn generated() -> Vec<SchemaFile> {
+    let mut files = arcp_core::schema::all_schemas();
+    files.extend(
+        plugin_api::schema::all_schemas().into_iter().map(|f| SchemaFile { path: f.path.to_owned(), schema: f.schema }),
+    );
+    files
 }
 
 /// Every `.json` file under `dir`, relative, with `/` separators.
@@ -32,7 +43,7 @@ fn existing_files(dir: &Path) -> Result<BTreeSet<String>> {
 /// Regenerates every schema file and removes stale ones.
 pub(crate) fn write(root: &Path) -> Result<()> {
     let dir = schema_dir(root);
-    let files = arcp_core::schema::all_schemas();
+    let files = generated();
     let wanted: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     for stale in existing_files(&dir)?.difference(&wanted) {
         fs::remove_file(dir.join(stale)).with_context(|| format!("removing {stale}"))?;
@@ -58,12 +69,12 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     for p in &problems {
         eprintln!("  {p}");
     }
-    bail!("spec/schemas drifted from arcp-core ({} problems); run `cargo xtask schemas`", problems.len())
+    bail!("spec/schemas drifted from the code ({} problems); run `cargo xtask schemas`", problems.len())
 }
 
 pub(crate) fn xtask_check(root: &Path) -> Result<Vec<String>> {
     let dir = schema_dir(root);
-    let files = arcp_core::schema::all_schemas();
+    let files = generated();
     let wanted: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     let mut problems = Vec::new();
     for stale in existing_files(&dir)?.difference(&wanted) {
