@@ -1,8 +1,9 @@
 """Interop: the Python ARCP reference client (agentruntimecontrolprotocol 1.1.3) against
 `arcp serve`. Usage: python python_client.py ws://127.0.0.1:PORT/arcp TOKEN
 
-Covers hello, submit, streamed events, the result, and resume after a transport drop with
-the job still running. (Cancel: see spec/interop.md, P-1.) Exits non-zero with a message on the first failure.
+Covers hello, submit, streamed events, the result, listing (paged), subscription with
+history and live from a second session, acks, and resume after a transport drop with the
+job still running. (Cancel: see spec/interop.md, P-1.) Exits non-zero with a message on the first failure.
 """
 
 import asyncio
@@ -47,6 +48,62 @@ async def main(url: str, token: str) -> None:
     check(result.result == {"count": 5}, f"count result: {result.result}")
     check(kinds.count("progress") == 5, f"five progress events streamed: {kinds}")
     print("stream ok", kinds)
+
+    count_job = handle.job_id
+
+    # Listing (§6.6): page through this principal's jobs two at a time.
+    listed = []
+    cursor = None
+    for _ in range(100):
+        page = await client.list_jobs(limit=2, cursor=cursor)
+        check(len(page.jobs) <= 2, f"a page holds at most limit entries: {page}")
+        listed.extend(j.job_id for j in page.jobs)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    check(count_job in listed and len(listed) == len(set(listed)), f"every job listed once: {listed}")
+    entry = [j for j in (await client.list_jobs(limit=1000)).jobs if j.job_id == count_job][0]
+    check(entry.status == "success" and entry.agent == "count", f"listed entry: {entry}")
+    print("list_jobs ok", len(listed), "jobs")
+
+    # Subscription (§7.6) from a second session of the same principal, with history: the
+    # replay precedes job.subscribed (spec order). The reference client only registers the
+    # job once job.subscribed arrives and drops the replay (spec/interop.md P-15), so the
+    # replayed envelopes are observed on its dispatch path.
+    watcher = ARCPClient(client=info, token=token)
+    await watcher.connect(await WebSocketTransport.connect(url))
+    replayed = []
+    orig_w = watcher._dispatch
+
+    async def watch_spy(env):
+        if env.job_id == count_job and env.type in ("job.event", "job.result", "job.error"):
+            replayed.append((env.event_seq, env.type, env.payload.get("kind")))
+        await orig_w(env)
+
+    watcher._dispatch = watch_spy
+    sub = await asyncio.wait_for(watcher.subscribe(count_job, history=True), 10)
+    check(sub.job_id == count_job and bool(sub.replayed), f"job.subscribed replayed: {sub}")
+    check(len(replayed) == 7, f"status, five progress and the result replayed: {replayed}")
+    check([r[0] for r in replayed] == list(range(1, 8)), f"renumbered into the watcher's sequence: {replayed}")
+    check(sub.subscribed_from == 7, f"subscribed_from is the watcher's latest seq: {sub.subscribed_from}")
+    print("subscribe (history) ok", sub.subscribed_from)
+
+    # Live subscription to a running job, then its result through the reference's handle.
+    live = await client.submit(agent="count", input={"n": 5, "delay_ms": 50})
+    sub2 = await asyncio.wait_for(watcher.subscribe(live.job_id), 10)
+    check(not sub2.replayed, "no history asked, none replayed")
+    live_result = await asyncio.wait_for(sub2.handle.done, 10)
+    check(live_result.result == {"count": 5}, f"the subscriber sees the live result: {live_result}")
+    await asyncio.wait_for(live.done, 10)
+    print("subscribe (live) ok")
+
+    # Acks (§6.5): acknowledge everything seen; the session carries on.
+    await client.ack(client.latest_event_seq)
+    await watcher.ack(watcher.latest_event_seq)
+    page = await client.list_jobs(limit=1)
+    check(len(page.jobs) == 1, "the session carries on after an ack")
+    await watcher.close()
+    print("ack ok")
 
     # Cancel is not exercised with this client: it ends cancelled jobs with `job.result`
     # and its read pump dies on the spec's `job.error {final_status: "cancelled"}`

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Interop against the Python ARCP reference (agentruntimecontrolprotocol==1.1.3), both ways:
-# 1. its client drives our `arcp serve` through hello, submit, streaming, result and resume;
+# 1. its client drives our `arcp serve` through hello, submit, streaming, result, listing,
+#    subscription (history and live), acks and resume;
 # 2. our client (crates/arcp-client/examples/interop.rs) drives its runtime, started through
 #    its library by python_runtime.py with our built-in agents, through hello, submit,
-#    streaming, result, cancel and resume.
+#    streaming, result, cancel, subscription with history, acks, listing and resume.
 # Installs the reference into a venv under target/ (PyPI), builds, runs, cleans up.
 # Findings: spec/interop.md.
 set -euo pipefail

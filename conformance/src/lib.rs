@@ -68,6 +68,7 @@ impl std::fmt::Debug for Target {
 #[derive(Debug, Clone)]
 pub struct Ctx {
     target: Target,
+    other_principal_token: Option<String>,
 }
 
 impl Ctx {
@@ -97,6 +98,12 @@ impl Ctx {
         }
     }
 
+    /// A token of a **different** principal, when the run was given one
+    /// ([`RunOptions::other_principal_token`]); cross-principal cases skip without it.
+    pub fn other_principal_token(&self) -> Option<&str> {
+        self.other_principal_token.as_deref()
+    }
+
     /// A token of the same principal usable for a second session (may be the same token).
     pub fn same_principal_token(&self) -> &str {
         match &self.target {
@@ -106,9 +113,31 @@ impl Ctx {
     }
 }
 
+/// Extra knobs of a run.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// A bearer token of a second principal (cross-principal cases, §6.6/§7.6); those cases
+    /// are skipped without it.
+    pub other_principal_token: Option<String>,
+}
+
+impl RunOptions {
+    /// Sets [`other_principal_token`](Self::other_principal_token).
+    pub fn with_other_principal_token(mut self, token: impl Into<String>) -> Self {
+        self.other_principal_token = Some(token.into());
+        self
+    }
+}
+
 /// Runs every case (or those whose id contains `filter`) against `target`.
 pub async fn run(target: Target, filter: Option<&str>) -> Report {
-    let ctx = Ctx { target: target.clone() };
+    run_with(target, filter, RunOptions::default()).await
+}
+
+/// [`run`] with [`RunOptions`].
+pub async fn run_with(target: Target, filter: Option<&str>, options: RunOptions) -> Report {
+    let ctx = Ctx { target: target.clone(), other_principal_token: options.other_principal_token };
     let mut report = Report { target: format!("{target:?}"), results: Vec::new() };
     for case in all_cases() {
         if filter.is_some_and(|f| !case.id.contains(f)) {

@@ -6,14 +6,18 @@
 use arcp_server::{Runtime, StaticBearerVerifier};
 
 fn target() -> conformance::Target {
-    let verifier = StaticBearerVerifier::new().with_token("conf-a", "alice").with_token("conf-a2", "alice");
+    let verifier = StaticBearerVerifier::new()
+        .with_token("conf-a", "alice")
+        .with_token("conf-a2", "alice")
+        .with_token("conf-b", "bob");
     let runtime = Runtime::builder(verifier).agents(conformance::reference_agents()).build();
     conformance::Target::InProcess { runtime, token: "conf-a".into(), same_principal_token: Some("conf-a2".into()) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_in_process() {
-    let report = conformance::run(target(), None).await;
+    let options = conformance::RunOptions::default().with_other_principal_token("conf-b");
+    let report = conformance::run_with(target(), None, options).await;
     let text = report.render_text();
     println!("{text}");
     let (_, failed, skipped) = report.counts();

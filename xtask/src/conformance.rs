@@ -7,7 +7,8 @@
 //! With neither `--url` nor `--channel` both suites run in-process. `--url` runs the ARCP
 //! suite against that server, `--channel` the channel suite (over HTTP, SSE and WebSocket)
 //! against that base URL; give both to run both. `--token` is the bearer key for either
-//! (default: `$ARCP_TOKEN`).
+//! (default: `$ARCP_TOKEN`); `--other-token` is a key of a second principal, for the
+//! cross-principal cases of `--url` (skipped without it).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,11 +27,12 @@ pub(crate) struct Args {
     url: Option<String>,
     channel: Option<String>,
     token: Option<String>,
+    other_token: Option<String>,
     filter: Option<String>,
     write_md: bool,
 }
 
-const USAGE: &str = "cargo xtask conformance [--url ws://HOST:PORT/arcp] [--channel http://HOST:PORT] [--token T] [--filter S] [--write-md]";
+const USAGE: &str = "cargo xtask conformance [--url ws://HOST:PORT/arcp] [--channel http://HOST:PORT] [--token T] [--other-token T2] [--filter S] [--write-md]";
 
 pub(crate) fn parse(args: &[&str]) -> Result<Args> {
     let mut out = Args::default();
@@ -42,6 +44,7 @@ pub(crate) fn parse(args: &[&str]) -> Result<Args> {
             "--url" => out.url = Some(value()?),
             "--channel" => out.channel = Some(value()?),
             "--token" => out.token = Some(value()?),
+            "--other-token" => out.other_token = Some(value()?),
             "--filter" => out.filter = Some(value()?),
             "--write-md" => out.write_md = true,
             other => bail!("unknown argument {other:?} (usage: {USAGE})"),
@@ -55,13 +58,25 @@ fn token(args: &Args) -> Option<String> {
     args.token.clone().or_else(|| std::env::var("ARCP_TOKEN").ok()).filter(|t| !t.is_empty())
 }
 
+/// The key of a second principal the in-process runtime accepts (cross-principal cases).
+const OTHER_PRINCIPAL_KEY: &str = "conformance-other";
+
+fn arcp_options(args: &Args) -> conformance::RunOptions {
+    let other = if args.url.is_some() { args.other_token.clone() } else { Some(OTHER_PRINCIPAL_KEY.to_owned()) };
+    match other {
+        Some(t) => conformance::RunOptions::default().with_other_principal_token(t),
+        None => conformance::RunOptions::default(),
+    }
+}
+
 fn arcp_target(args: &Args) -> conformance::Target {
     match &args.url {
         Some(url) => conformance::Target::Url { url: url.clone(), token: token(args).unwrap_or_default() },
         None => {
             let verifier = StaticBearerVerifier::new()
                 .with_token("conformance-1", "conformance")
-                .with_token("conformance-2", "conformance");
+                .with_token("conformance-2", "conformance")
+                .with_token(OTHER_PRINCIPAL_KEY, "conformance-other");
             let runtime = Runtime::builder(verifier).agents(conformance::reference_agents()).build();
             conformance::Target::InProcess {
                 runtime,
@@ -126,7 +141,8 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<()> {
     let in_process = args.url.is_none() && args.channel.is_none();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let filter = args.filter.as_deref();
-    let arcp = (in_process || args.url.is_some()).then(|| rt.block_on(conformance::run(arcp_target(&args), filter)));
+    let arcp = (in_process || args.url.is_some())
+        .then(|| rt.block_on(conformance::run_with(arcp_target(&args), filter, arcp_options(&args))));
     if let Some(report) = &arcp {
         print!("{}", report.render_text());
     }

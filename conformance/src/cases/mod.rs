@@ -11,8 +11,10 @@ mod heartbeat;
 mod idempotency;
 mod jobs;
 mod leases;
+mod listing;
 mod malformed;
 mod resume;
+mod subscribe;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -70,6 +72,8 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(budget::cases());
     cases.extend(delegation::cases());
     cases.extend(chunks::cases());
+    cases.extend(listing::cases());
+    cases.extend(subscribe::cases());
     cases.sort_by_key(|c| section_key(c.section));
     cases
 }

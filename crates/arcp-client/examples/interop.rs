@@ -12,6 +12,8 @@
 //! - `count` n=5 → progress events 1..5 streamed, then the result;
 //! - cancel a sleeping job → it ends cancelled (`job.error` per the spec, or the reference's
 //!   `job.result {final_status: "cancelled"}`; the tap on the wire says which);
+//! - a second session subscribes with history to a finished `count` job (§7.6), the client
+//!   acks (§6.5), and lists its jobs (§6.6);
 //! - resume, through a local TCP proxy in front of the runtime, with `count` n=30 (50 ms
 //!   apart), twice on one client: *replay* (after five events the proxy loses everything the
 //!   runtime sends until the job's result has gone by, then cuts: the resume must replay the
@@ -560,6 +562,71 @@ fn describe(tap: &Tap, job_id: &str) -> String {
     out.join(" ")
 }
 
+/// Subscription with history from a second session (§7.6), acks (§6.5) and a listing
+/// (§6.6). Peer deviations found on the wire are reported, not failed: P-16 (listing entries
+/// our decoder refuses), P-17 (history not replayed to the subscriber).
+async fn subscribe_list_ack(client: &Client, url: &str, token: &str, tap: &Tap) -> Fallible<()> {
+    let job = within(STEP, "submit count n=3", client.submit(SubmitRequest::new("count", json!({"n": 3}))))
+        .await?
+        .map_err(|e| fail(format!("submit count: {e}")))?;
+    within(STEP, "count's result", job.result()).await?.map_err(|e| fail(format!("count's result: {e}")))?;
+    let owner_events = tap
+        .frames()
+        .iter()
+        .filter(|s| s.job_id.as_deref() == Some(job.job_id().as_str()) && s.event_seq.is_some())
+        .count();
+
+    let watcher = hello(url, token, tap).await?;
+    let mut sub = within(STEP, "job.subscribe (history)", watcher.subscribe(job.job_id().clone(), true, None))
+        .await?
+        .map_err(|e| fail(format!("subscribe with history: {e}")))?;
+    let replayed = drain(&mut sub.events(), STEP, "the replayed history").await?;
+    let outcome = within(STEP, "the subscription's outcome", sub.result()).await?;
+    let d = sub.subscribed();
+    let history = if outcome.is_ok() && !replayed.is_empty() {
+        format!(
+            "{} events and the result replayed (the owner saw {owner_events} seq-bearing envelopes)",
+            replayed.len()
+        )
+    } else {
+        format!(
+            "history not delivered: {} events, outcome {:?} (deviation, spec/interop.md P-17)",
+            replayed.len(),
+            outcome.map(|o| o.result)
+        )
+    };
+    println!(
+        "subscribe (history) ok: job.subscribed {{current_status: {:?}, replayed: {}, subscribed_from: {}}}; {history}",
+        d.current_status, d.replayed, d.subscribed_from
+    );
+
+    let acked = if client.has_feature(&arcp_core::negotiate::Feature::ACK) {
+        format!("negotiated; the client acknowledged up to event_seq {}", client.last_event_seq())
+    } else {
+        "not negotiated by the runtime".to_owned()
+    };
+    // Let an ack tick go by, then prove the session still answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    within(STEP, "ping after acks", client.ping()).await?.map_err(|e| fail(format!("ping after acks: {e}")))?;
+    println!("ack ok: {acked}; the session carries on");
+
+    let listed = within(STEP, "session.list_jobs", client.list_jobs(Default::default())).await?;
+    match listed {
+        Ok(page) => {
+            if !page.jobs.iter().any(|j| &j.job_id == job.job_id()) {
+                return Err(fail(format!("list_jobs: job {} not listed: {page:?}", job.job_id())));
+            }
+            println!("list_jobs ok: {} jobs on the first page", page.jobs.len());
+        }
+        Err(ClientError::Protocol { reason }) => println!(
+            "list_jobs deviation: the runtime's session.jobs is not a valid page ({reason}); spec/interop.md P-16"
+        ),
+        Err(e) => return Err(fail(format!("list_jobs: {e}"))),
+    }
+    let _ = within(STEP, "close", watcher.close_with(Some("interop: done".to_owned()))).await;
+    Ok(())
+}
+
 async fn run(url: &str, token: &str) -> Fallible<()> {
     loopback_target(url)?;
     let tap = Tap::default();
@@ -567,6 +634,7 @@ async fn run(url: &str, token: &str) -> Fallible<()> {
     echo(&client).await?;
     stream(&client).await?;
     cancel(&client, &tap).await?;
+    subscribe_list_ack(&client, url, token, &tap).await?;
     let _ = within(STEP, "close", client.close_with(Some("interop: next step".to_owned()))).await;
     resume(url, token).await?;
     Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arcp_core::agent::AgentInventory;
 use arcp_core::message::{RuntimeInfo, SessionWelcome};
 use arcp_core::negotiate::Feature;
-use arcp_core::{EventSeq, SessionId};
+use arcp_core::{EventSeq, JobId, SessionId};
 use arcp_server::transport::ws;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,7 @@ use crate::driver::{self, Command, Driver};
 use crate::error::ClientError;
 use crate::job::{JobHandle, SubmitRequest};
 use crate::options::ClientOptions;
+use crate::subscription::Subscription;
 
 /// What the last `session.welcome` said, as the client exposes it.
 #[derive(Debug, Clone)]
@@ -178,6 +179,35 @@ impl Client {
         self.command(Command::Submit { submit, trace_id, reply })?;
         let parts = rx.await.unwrap_or_else(|_| Err(self.inner.shared.failure()))?;
         Ok(JobHandle::new(parts, self.inner.commands.clone(), self.inner.shared.clone()))
+    }
+
+    /// Lists this principal's jobs (`session.list_jobs`, §6.6; needs the `list_jobs`
+    /// feature): one page, with `next_cursor` for the next one. Not resent after a resume
+    /// ([`ClientError::Interrupted`]: ask again).
+    pub async fn list_jobs(
+        &self,
+        request: arcp_core::message::SessionListJobs,
+    ) -> Result<arcp_core::message::SessionJobs, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::ListJobs { request, reply })?;
+        rx.await.map_err(|_| self.inner.shared.failure())?
+    }
+
+    /// Subscribes to a job submitted elsewhere (`job.subscribe`, §7.6; needs the `subscribe`
+    /// feature). With `history`, the job's buffered envelopes after `from_event_seq` (in the
+    /// submitting session's sequence) are replayed first. A refusal (`JOB_NOT_FOUND`,
+    /// `PERMISSION_DENIED`, `RESUME_WINDOW_EXPIRED`) is [`ClientError::Refused`].
+    pub async fn subscribe(
+        &self,
+        job_id: JobId,
+        history: bool,
+        from_event_seq: Option<EventSeq>,
+    ) -> Result<Subscription, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        let request = arcp_core::message::JobSubscribe { job_id, from_event_seq, history };
+        self.command(Command::Subscribe { request, reply })?;
+        let parts = rx.await.map_err(|_| self.inner.shared.failure())??;
+        Ok(Subscription::new(parts, self.inner.commands.clone(), self.inner.shared.clone()))
     }
 
     /// Sends `session.ping` and waits for the matching `session.pong` (§6.4); returns the

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arcp_core::message::{
-    Auth, ClientInfo, ErrorStatus, JobCancel, JobError, JobResult, JobSubmit, Message, ResultStatus, ResumeRequest,
-    SessionAck, SessionBye, SessionHello, SessionPing, SessionPong, SessionWelcome,
+    Auth, ClientInfo, ErrorStatus, JobCancel, JobError, JobResult, JobSubmit, JobSubscribe, JobSubscribed,
+    JobUnsubscribe, Message, ResultStatus, ResumeRequest, SessionAck, SessionBye, SessionHello, SessionJobs,
+    SessionListJobs, SessionPing, SessionPong, SessionWelcome,
 };
 use arcp_core::negotiate::{Capabilities, Feature};
 use arcp_core::{
@@ -50,6 +51,32 @@ pub(crate) enum Command {
     Ping { reply: oneshot::Sender<Result<Duration, ClientError>> },
     /// Say `session.bye` and stop.
     Close { reason: Option<String>, reply: oneshot::Sender<()> },
+    /// Send a `session.list_jobs`; answer with the matching `session.jobs` (§6.6).
+    ListJobs { request: SessionListJobs, reply: oneshot::Sender<Result<SessionJobs, ClientError>> },
+    /// Send a `job.subscribe`; answer on `job.subscribed` or a refusal (§7.6).
+    Subscribe { request: JobSubscribe, reply: oneshot::Sender<Result<SubscriptionParts, ClientError>> },
+    /// Send a `job.unsubscribe` and end the local stream.
+    Unsubscribe { job_id: JobId },
+}
+
+/// What the driver hands back for an established subscription.
+#[derive(Debug)]
+pub(crate) struct SubscriptionParts {
+    pub(crate) subscribed: JobSubscribed,
+    pub(crate) events: crate::job::JobEvents,
+    pub(crate) result: tokio::sync::watch::Receiver<crate::job::ResultCell>,
+}
+
+struct PendingList {
+    id: MessageId,
+    reply: oneshot::Sender<Result<SessionJobs, ClientError>>,
+}
+
+struct PendingSubscribe {
+    id: MessageId,
+    job_id: JobId,
+    parts: Option<(crate::job::JobEvents, tokio::sync::watch::Receiver<crate::job::ResultCell>)>,
+    reply: oneshot::Sender<Result<SubscriptionParts, ClientError>>,
 }
 
 impl Command {
@@ -59,6 +86,9 @@ impl Command {
             Command::Cancel { reply, .. } => drop(reply.send(Err(e))),
             Command::Ping { reply } => drop(reply.send(Err(e))),
             Command::Close { reply, .. } => drop(reply.send(())),
+            Command::ListJobs { reply, .. } => drop(reply.send(Err(e))),
+            Command::Subscribe { reply, .. } => drop(reply.send(Err(e))),
+            Command::Unsubscribe { .. } => {}
         }
     }
 }
@@ -242,6 +272,11 @@ pub(crate) struct Driver<C> {
     submits: VecDeque<PendingSubmit>,
     cancels: Vec<PendingCancel>,
     pings: Vec<PendingPing>,
+    lists: Vec<PendingList>,
+    subscribes: Vec<PendingSubscribe>,
+    /// Established subscriptions: the `job.subscribe` envelope id → job (a later request
+    /// error naming that id ends the subscription, e.g. a subscriber that fell behind).
+    subscriptions: HashMap<String, JobId>,
     orphans: Orphans,
     requests: RecentIds,
     gap_strikes: (EventSeq, u32),
@@ -276,6 +311,9 @@ impl<C: Connector> Driver<C> {
             submits: VecDeque::new(),
             cancels: Vec::new(),
             pings: Vec::new(),
+            lists: Vec::new(),
+            subscribes: Vec::new(),
+            subscriptions: HashMap::new(),
             orphans: Orphans::default(),
             requests: RecentIds::default(),
             gap_strikes: (EventSeq::ZERO, 0),
@@ -378,8 +416,73 @@ impl<C: Connector> Driver<C> {
                 self.closing.push(reply);
                 return Some(ClientError::Closed);
             }
+            Command::ListJobs { request, reply } => match self.envelope(request) {
+                Ok(envelope) => {
+                    let id = envelope.id.clone();
+                    self.send(&envelope);
+                    self.lists.push(PendingList { id, reply });
+                }
+                Err(e) => drop(reply.send(Err(e))),
+            },
+            Command::Subscribe { request, reply } => {
+                if self.jobs.contains_key(&request.job_id) {
+                    let payload = ErrorPayload::new(ErrorCode::INVALID_REQUEST, "this client already streams that job");
+                    let _ = reply.send(Err(ClientError::Refused { payload }));
+                    return None;
+                }
+                let job_id = request.job_id.clone();
+                match self.envelope(request) {
+                    Ok(envelope) => {
+                        let id = envelope.id.clone();
+                        self.requests.insert(id.clone());
+                        self.send(&envelope);
+                        // The sink exists before the answer: a history replay precedes
+                        // `job.subscribed`.
+                        let (sink, events, result) = JobSink::new(self.options.event_buffer);
+                        self.jobs.insert(job_id.clone(), JobEntry { sink, cancel_acked: false });
+                        self.subscribes.push(PendingSubscribe { id, job_id, parts: Some((events, result)), reply });
+                    }
+                    Err(e) => drop(reply.send(Err(e))),
+                }
+            }
+            Command::Unsubscribe { job_id } => {
+                self.subscriptions.retain(|_, j| *j != job_id);
+                if let Some(entry) = self.jobs.remove(&job_id) {
+                    entry.sink.finish(Err(ClientError::Closed), None);
+                }
+                if let Ok(envelope) = self.envelope(JobUnsubscribe { job_id }) {
+                    self.send(&envelope);
+                }
+            }
         }
         None
+    }
+
+    fn subscribed(&mut self, subscribed: JobSubscribed) {
+        let Some(i) = self.subscribes.iter().position(|p| p.job_id == subscribed.job_id) else {
+            tracing::debug!(job = %subscribed.job_id, "job.subscribed matches no pending subscribe");
+            return;
+        };
+        let mut pending = self.subscribes.swap_remove(i);
+        let Some((events, result)) = pending.parts.take() else { return };
+        let ended = subscribed.current_status.is_terminal();
+        if ended
+            && !subscribed.replayed
+            && let Some(entry) = self.jobs.remove(&subscribed.job_id)
+        {
+            // Nothing more will come: the job ended before the subscription.
+            let payload = ErrorPayload::new(
+                ErrorCode::INVALID_REQUEST,
+                "the job had already ended (subscribe with history for its outcome)",
+            );
+            entry.sink.finish(Err(ClientError::Refused { payload }), None);
+        }
+        if !ended {
+            self.subscriptions.insert(pending.id.to_string(), subscribed.job_id.clone());
+        }
+        if pending.reply.send(Ok(SubscriptionParts { subscribed, events, result })).is_err() {
+            tracing::debug!("the subscriber went away");
+        }
     }
 
     fn envelope(&self, message: impl Into<Message>) -> Result<Envelope, ClientError> {
@@ -448,6 +551,16 @@ impl<C: Connector> Driver<C> {
             Message::JobAccepted(accepted) => {
                 let trace_id = accepted.trace_id.clone().or(envelope.trace_id);
                 self.accepted(trace_id, accepted);
+                None
+            }
+            Message::SessionJobs(page) => {
+                if let Some(i) = self.lists.iter().position(|p| p.id == page.request_id) {
+                    let _ = self.lists.swap_remove(i).reply.send(Ok(page));
+                }
+                None
+            }
+            Message::JobSubscribed(subscribed) => {
+                self.subscribed(subscribed);
                 None
             }
             Message::JobCancelled(_) => {
@@ -555,7 +668,7 @@ impl<C: Connector> Driver<C> {
     /// does, the request gets it.
     fn refusal(&mut self, error: &JobError, job_id: &JobId, trace_id: Option<&TraceId>) -> bool {
         if let Some(request_id) = request_id(error.details.as_ref())
-            && self.requests.contains(request_id)
+            && (self.requests.contains(request_id) || self.subscriptions.contains_key(request_id))
         {
             let refused = ClientError::Refused { payload: error.error() };
             self.refuse_request(request_id, refused);
@@ -585,6 +698,14 @@ impl<C: Connector> Driver<C> {
             self.settle_orphans();
         } else if let Some(i) = self.cancels.iter().position(|c| c.ids.iter().any(|id| id.as_str() == request_id)) {
             let _ = self.cancels.swap_remove(i).reply.send(Err(e));
+        } else if let Some(i) = self.subscribes.iter().position(|s| s.id.as_str() == request_id) {
+            let pending = self.subscribes.swap_remove(i);
+            self.jobs.remove(&pending.job_id);
+            let _ = pending.reply.send(Err(e));
+        } else if let Some(job_id) = self.subscriptions.remove(request_id)
+            && let Some(entry) = self.jobs.remove(&job_id)
+        {
+            entry.sink.finish(Err(e.clone()), Some(e));
         }
     }
 
@@ -717,6 +838,22 @@ impl<C: Connector> Driver<C> {
         let sequenced = matches!(ty, "job.event" | "job.result" | "job.error");
         let (true, Some(seq)) = (sequenced, seq) else {
             tracing::warn!(error = %failure.error, "ignoring an undecodable frame");
+            // An unreadable answer still answers its request: fail it rather than wait forever.
+            let payload = value.as_ref().and_then(|v| v.get("payload"));
+            let e = ClientError::Protocol { reason: format!("undecodable {ty}: {}", failure.error) };
+            if ty == "session.jobs"
+                && let Some(request_id) = payload.and_then(|p| p.get("request_id")).and_then(|r| r.as_str())
+                && let Some(i) = self.lists.iter().position(|p| p.id.as_str() == request_id)
+            {
+                let _ = self.lists.swap_remove(i).reply.send(Err(e));
+            } else if ty == "job.subscribed"
+                && let Some(job_id) = payload.and_then(|p| p.get("job_id")).and_then(|j| j.as_str())
+                && let Some(i) = self.subscribes.iter().position(|p| p.job_id.as_str() == job_id)
+            {
+                let pending = self.subscribes.swap_remove(i);
+                self.jobs.remove(&pending.job_id);
+                let _ = pending.reply.send(Err(e));
+            }
             return None;
         };
         match self.check_seq(seq) {
@@ -887,6 +1024,14 @@ impl<C: Connector> Driver<C> {
         for nonce in nonces {
             let _ = self.send_ping(&nonce);
         }
+        // Unanswered listings and subscribes are not resent (the caller retries).
+        for list in self.lists.drain(..) {
+            let _ = list.reply.send(Err(ClientError::Interrupted));
+        }
+        for pending in std::mem::take(&mut self.subscribes) {
+            self.jobs.remove(&pending.job_id);
+            let _ = pending.reply.send(Err(ClientError::Interrupted));
+        }
     }
 
     // ----- the end -----
@@ -905,6 +1050,12 @@ impl<C: Connector> Driver<C> {
         }
         for ping in self.pings.drain(..) {
             let _ = ping.reply.send(Err(end.clone()));
+        }
+        for list in self.lists.drain(..) {
+            let _ = list.reply.send(Err(end.clone()));
+        }
+        for pending in self.subscribes.drain(..) {
+            let _ = pending.reply.send(Err(end.clone()));
         }
         for command in self.deferred.drain(..) {
             command.fail(end.clone());

@@ -265,7 +265,7 @@ pub struct JobEvents {
 }
 
 impl JobEvents {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         JobEvents { rx: None, depth: Arc::new(AtomicUsize::new(0)) }
     }
 }

@@ -95,9 +95,11 @@ mod ids;
 mod job;
 mod link;
 mod options;
+mod subscription;
 
 pub use client::Client;
 pub use connector::Connector;
 pub use error::ClientError;
 pub use job::{JobEvents, JobHandle, JobOutcome, ReceivedEvent, SubmitRequest};
 pub use options::{Backoff, ClientOptions};
+pub use subscription::Subscription;

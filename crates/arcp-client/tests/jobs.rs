@@ -25,7 +25,8 @@ async fn handshake_negotiates_features_and_reports_the_session() {
     let offered: HashSet<String> = rt.config().features.iter().map(|f| f.to_string()).collect();
     assert_eq!(features, offered);
     assert!(client.has_feature(&Feature::PROGRESS) && client.has_feature(&Feature::HEARTBEAT));
-    assert!(client.has_feature(&Feature::ACK) && !client.has_feature(&Feature::SUBSCRIBE));
+    assert!(client.has_feature(&Feature::ACK) && client.has_feature(&Feature::SUBSCRIBE));
+    assert!(client.has_feature(&Feature::LIST_JOBS));
     let agents = client.agents().expect("inventory").normalize();
     assert!(agents.iter().any(|a| a.name == "echo"));
     assert_eq!(client.runtime_info().name, "arcp-rs");

@@ -61,6 +61,18 @@ pub struct RuntimeConfig {
     pub max_result_chunk_bytes: u64,
     /// The largest decoded streamed result (§8.4, §14). Default 256 MiB.
     pub max_result_bytes: u64,
+    /// How long a finished job stays listable (§6.6) in the job store. Default 24 h.
+    pub job_retention: Duration,
+    /// `session.list_jobs` page size when the request has no `limit` (§6.6). Default 100.
+    pub default_list_limit: u32,
+    /// The largest `session.list_jobs` page; a larger `limit` is clamped (§14). Default 1000.
+    pub max_list_limit: u32,
+    /// Envelopes queued per subscriber (§7.6) before it counts as fallen behind and its
+    /// subscription is dropped with a typed error (the job is never slowed). Default 1024.
+    pub subscriber_queue: usize,
+    /// `job.subscribe` subscriptions per session (§14); more is a request error
+    /// `INTERNAL_ERROR`. Default 100.
+    pub max_subscriptions_per_session: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -87,6 +99,8 @@ impl Default for RuntimeConfig {
                 Feature::RESULT_CHUNK,
                 Feature::HEARTBEAT,
                 Feature::ACK,
+                Feature::LIST_JOBS,
+                Feature::SUBSCRIBE,
             ],
             heartbeat_interval: Duration::from_secs(30),
             min_heartbeat_interval: Duration::from_secs(1),
@@ -99,6 +113,11 @@ impl Default for RuntimeConfig {
             max_delegation_depth: 8,
             max_result_chunk_bytes: 1 << 20,
             max_result_bytes: 256 << 20,
+            job_retention: Duration::from_secs(24 * 3600),
+            default_list_limit: 100,
+            max_list_limit: 1000,
+            subscriber_queue: 1024,
+            max_subscriptions_per_session: 100,
         }
     }
 }

@@ -433,7 +433,14 @@ impl Conn {
                 }
                 ControlFlow::Continue(())
             }
-            Message::SessionPong(_) | Message::JobUnsubscribe(_) => ControlFlow::Continue(()),
+            Message::SessionPong(_) => ControlFlow::Continue(()),
+            Message::JobUnsubscribe(u) => {
+                // Without the feature it is ignored (§6.2 gating table).
+                if session.has_feature(&Feature::SUBSCRIBE) {
+                    crate::subscribe::unsubscribe(session, &u.job_id);
+                }
+                ControlFlow::Continue(())
+            }
             Message::SessionBye(_) => {
                 let _ = self.link.tx.send(Outbound::Close).await;
                 ControlFlow::Break(())
@@ -447,8 +454,22 @@ impl Conn {
                 let _ = self.link.tx.send(Outbound::Close).await;
                 ControlFlow::Break(())
             }
-            Message::SessionListJobs(_) => self.fail(feature_required("session.list_jobs", "list_jobs")).await,
-            Message::JobSubscribe(_) => self.fail(feature_required("job.subscribe", "subscribe")).await,
+            Message::SessionListJobs(req) => {
+                if !session.has_feature(&Feature::LIST_JOBS) {
+                    return self.fail(feature_required("session.list_jobs", "list_jobs")).await;
+                }
+                match crate::listing::list_jobs(self, session, &id, &req).await {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => self.fail(e).await,
+                }
+            }
+            Message::JobSubscribe(req) => {
+                if !session.has_feature(&Feature::SUBSCRIBE) {
+                    return self.fail(feature_required("job.subscribe", "subscribe")).await;
+                }
+                crate::subscribe::subscribe(self, session, &id, req).await;
+                ControlFlow::Continue(())
+            }
             Message::SessionHello(_) | Message::SessionResume(_) => {
                 self.fail(Error::refused(ErrorCode::INVALID_REQUEST, "the session is already open")).await
             }
@@ -516,7 +537,9 @@ impl Conn {
             return;
         };
         if job.owner.id != session.id {
-            let e = if job.principal == session.principal {
+            // Subscribers (any principal the policy let in) see the job but never hold
+            // cancel authority (§7.6).
+            let e = if job.principal == session.principal || crate::subscribe::is_subscribed(session, &job.id) {
                 ErrorPayload::new(ErrorCode::PERMISSION_DENIED, "Only the submitting session may cancel a job")
             } else {
                 ErrorPayload::new(ErrorCode::JOB_NOT_FOUND, format!("Job {job_id} not found"))

@@ -156,8 +156,15 @@ async fn start(
         bounds.expires_at,
         rt.now_millis(),
     )
-    .delegated(parent.clone(), delegate_id.to_owned(), budget.clone());
+    .delegated(parent.clone(), delegate_id.to_owned(), budget.clone())
+    .described(
+        resolved.label.clone(),
+        bounds
+            .expires_at
+            .map(|at| LeaseConstraints { expires_at: Some(at.to_string()), ..LeaseConstraints::default() }),
+    );
     let child = Arc::new(child);
+    rt.job_store.insert(child.record()).await?;
     rt.jobs.lock().insert(child_id.clone(), child.clone());
     {
         let mut children = parent.children.lock();

@@ -29,6 +29,8 @@ pub(crate) struct JobState {
     pub(crate) cancel_requested: Option<Option<String>>,
     /// Sessions (other than the owner) that receive this job's events.
     pub(crate) observers: Vec<Arc<Session>>,
+    /// `job.subscribe` subscribers (§7.6): fed through bounded queues, never awaited.
+    pub(crate) subscribers: Vec<crate::subscribe::Subscriber>,
     /// The terminal message, once emitted.
     pub(crate) terminal: Option<Message>,
     /// When the job ended (Unix ms).
@@ -66,6 +68,12 @@ pub(crate) struct Job {
     pub(crate) depth: u32,
     /// Children still worth cancelling when this job ends.
     pub(crate) children: parking_lot::Mutex<Vec<Weak<Job>>>,
+    /// The resolved agent label (`name@version` or bare), for listings and `job.subscribed`.
+    pub(crate) agent: String,
+    /// The lease constraints it was accepted with.
+    pub(crate) lease_constraints: Option<arcp_core::message::LeaseConstraints>,
+    /// `event_seq` of its first and latest envelope in the owner's sequence (0: none yet).
+    pub(crate) owner_seqs: parking_lot::Mutex<(u64, u64)>,
 }
 
 impl Job {
@@ -95,14 +103,66 @@ impl Job {
             delegate_id: None,
             depth: 0,
             children: parking_lot::Mutex::new(Vec::new()),
+            agent: String::new(),
+            lease_constraints: None,
+            owner_seqs: parking_lot::Mutex::new((0, 0)),
             cancel: CancellationToken::new(),
             state: tokio::sync::Mutex::new(JobState {
                 status: JobStatus::Pending,
                 cancel_requested: None,
                 observers: Vec::new(),
+                subscribers: Vec::new(),
                 terminal: None,
                 ended_at: 0,
             }),
+        }
+    }
+
+    /// Sets what listings and `job.subscribed` describe: the resolved agent and the lease
+    /// constraints.
+    pub(crate) fn described(
+        mut self,
+        agent: String,
+        lease_constraints: Option<arcp_core::message::LeaseConstraints>,
+    ) -> Self {
+        self.agent = agent;
+        self.lease_constraints = lease_constraints;
+        self
+    }
+
+    /// When the job was accepted (Unix ms).
+    pub(crate) fn created_at_millis(&self) -> u64 {
+        self.anchor.1
+    }
+
+    /// The `event_seq` of its latest envelope in the owner's sequence.
+    pub(crate) fn last_owner_seq(&self) -> arcp_core::EventSeq {
+        arcp_core::EventSeq::new(self.owner_seqs.lock().1).unwrap_or(arcp_core::EventSeq::ZERO)
+    }
+
+    /// The job record the store keeps (§6.6).
+    pub(crate) fn record(&self) -> crate::store::JobRecord {
+        crate::store::JobRecord {
+            job_id: self.id.clone(),
+            principal: self.principal.clone(),
+            session_id: self.owner.id.clone(),
+            agent: self.agent.clone(),
+            status: JobStatus::Pending,
+            lease: self.lease.to_wire(),
+            lease_constraints: self.lease_constraints.clone(),
+            parent_job_id: self.parent.as_ref().map(|p| p.id.clone()),
+            created_at_millis: self.created_at_millis(),
+            trace_id: Some(self.trace_id.clone()),
+            last_event_seq: arcp_core::EventSeq::ZERO,
+            ended_at_millis: None,
+        }
+    }
+
+    /// Writes the job's state to the job store (failures are logged: the job goes on).
+    pub(crate) async fn store_status(&self, rt: &Inner, status: JobStatus, ended_at_millis: Option<u64>) {
+        let update = crate::store::JobUpdate { status, last_event_seq: self.last_owner_seq(), ended_at_millis };
+        if let Err(e) = rt.job_store.update(&self.id, update).await {
+            tracing::warn!(job = %self.id, error = %e, "could not update the job record");
         }
     }
 
@@ -131,21 +191,30 @@ impl Job {
     /// Emits a non-terminal sequence-bearing message to the owner and every observer.
     /// Fails once the job is terminal.
     pub(crate) async fn emit(&self, rt: &Inner, message: Message) -> Result<(), Error> {
-        let st = self.state.lock().await;
+        let mut st = self.state.lock().await;
         if st.status.is_terminal() {
             return Err(Error::refused(ErrorCode::INVALID_REQUEST, "the job has already ended"));
         }
-        self.fan_out(rt, &st.observers, message).await
+        self.fan_out(rt, &mut st, message).await
     }
 
-    async fn fan_out(&self, rt: &Inner, observers: &[Arc<Session>], message: Message) -> Result<(), Error> {
+    /// Delivers `message` to the owner (awaited: persist-before-send), the idempotent
+    /// observers, and the subscribers' queues (never awaited: a slow subscriber is dropped,
+    /// see `subscribe.rs`). Called under the job's state lock.
+    async fn fan_out(&self, rt: &Inner, st: &mut JobState, message: Message) -> Result<(), Error> {
         let deliver = |s: &Session| !is_progress(&message) || s.has_feature(&arcp_core::negotiate::Feature::PROGRESS);
         // A session terminated by a buffer cap (§14) records nothing more; its jobs are being
         // cancelled, and observers still get their events and terminal envelope.
         if deliver(&self.owner) && !self.owner.is_terminated() {
-            self.owner.emit(rt, &self.id, Some(&self.trace_id), message.clone()).await?;
+            let seq = self.owner.emit(rt, &self.id, Some(&self.trace_id), message.clone()).await?;
+            let mut seqs = self.owner_seqs.lock();
+            if seqs.0 == 0 {
+                seqs.0 = seq.get();
+            }
+            seqs.1 = seq.get();
         }
-        for observer in observers {
+        crate::subscribe::offer(rt, &mut st.subscribers, &message);
+        for observer in &st.observers {
             if deliver(observer)
                 && let Err(e) = observer.emit(rt, &self.id, Some(&self.trace_id), message.clone()).await
             {
@@ -171,11 +240,15 @@ impl Job {
         st.terminal = Some(message.clone());
         st.ended_at = rt.now_millis();
         self.owner.running_jobs.fetch_sub(1, Ordering::SeqCst);
-        let observers = st.observers.clone();
-        if let Err(e) = self.fan_out(rt, &observers, message).await {
+        rt.lifecycle.finished(self, &message, st.ended_at);
+        if let Err(e) = self.fan_out(rt, &mut st, message).await {
             tracing::error!(job = %self.id, error = %e, "could not persist the terminal envelope");
         }
+        // Subscribers received the terminal in their queue; their forwarders end after it.
+        st.subscribers.clear();
+        let ended_at = st.ended_at;
         drop(st);
+        self.store_status(rt, status, Some(ended_at)).await;
         self.finished.cancel();
         // No child outlives the authority it was derived from (§10).
         let children: Vec<Arc<Job>> =
@@ -284,6 +357,7 @@ pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, in
             st.status = JobStatus::Running;
         }
     }
+    job.store_status(&rt, JobStatus::Running, None).await;
     let running = Message::JobEvent(arcp_core::event::JobEvent {
         ts: rt.now_timestamp(),
         body: arcp_core::event::Status::phase("running").into(),

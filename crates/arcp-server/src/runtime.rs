@@ -13,8 +13,9 @@ use crate::auth::BearerVerifier;
 use crate::config::RuntimeConfig;
 use crate::job::Job;
 use crate::session::Session;
-use crate::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryResumeStore};
-use crate::store::{EventLog, IdempotencyStore, ResumeStore};
+use crate::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryJobStore, MemoryResumeStore};
+use crate::store::{EventLog, IdempotencyStore, JobStore, ResumeStore};
+use crate::subscribe::{SamePrincipalOnly, SubscriptionPolicy};
 use crate::transport::Transport;
 use crate::vendor::VendorHandlers;
 
@@ -26,11 +27,14 @@ pub(crate) struct Inner {
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) resumes: Arc<dyn ResumeStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) job_store: Arc<dyn JobStore>,
+    pub(crate) subscription_policy: Arc<dyn SubscriptionPolicy>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,
     pub(crate) sessions: parking_lot::Mutex<HashMap<SessionId, Arc<Session>>>,
     pub(crate) jobs: parking_lot::Mutex<HashMap<JobId, Arc<Job>>>,
     pub(crate) next_conn: AtomicU64,
+    pub(crate) lifecycle: crate::lifecycle::LifecycleFeed,
 }
 
 impl Inner {
@@ -79,8 +83,13 @@ impl Inner {
         };
         for s in expired {
             self.sessions.lock().remove(&s.id);
+            s.end_subscriptions();
             let _ = self.events.purge(&s.id, None).await;
             let _ = self.resumes.remove(&s.id).await;
+        }
+        let retention = u64::try_from(self.config.job_retention.as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = self.job_store.purge_finished(now.saturating_sub(retention)).await {
+            tracing::warn!(error = %e, "job record sweep failed");
         }
         let ttl = u64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(u64::MAX);
         let jobs: Vec<Arc<Job>> = self.jobs.lock().values().cloned().collect();
@@ -117,6 +126,8 @@ impl Runtime {
             events: None,
             resumes: Arc::new(MemoryResumeStore::default()),
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
+            job_store: Arc::new(MemoryJobStore::default()),
+            subscription_policy: Arc::new(SamePrincipalOnly),
             clock: Arc::new(SystemClock),
             entropy: Arc::new(arcp_core::OsEntropy),
         }
@@ -169,6 +180,8 @@ pub struct RuntimeBuilder {
     events: Option<Arc<dyn EventLog>>,
     resumes: Arc<dyn ResumeStore>,
     idempotency: Arc<dyn IdempotencyStore>,
+    job_store: Arc<dyn JobStore>,
+    subscription_policy: Arc<dyn SubscriptionPolicy>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
 }
@@ -218,6 +231,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Uses `store` for job records (§6.6 listings). Default: a bounded [`MemoryJobStore`].
+    pub fn job_store(mut self, store: impl JobStore) -> Self {
+        self.job_store = Arc::new(store);
+        self
+    }
+
+    /// Uses `policy` to decide subscriptions to other principals' jobs (§7.6). Default:
+    /// [`SamePrincipalOnly`].
+    pub fn subscription_policy(mut self, policy: impl SubscriptionPolicy) -> Self {
+        self.subscription_policy = Arc::new(policy);
+        self
+    }
+
     /// Uses `clock` for timestamps, expiry and windows.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -244,11 +270,14 @@ impl RuntimeBuilder {
                 events,
                 resumes: self.resumes,
                 idempotency: self.idempotency,
+                job_store: self.job_store,
+                subscription_policy: self.subscription_policy,
                 clock: self.clock,
                 entropy: self.entropy,
                 sessions: parking_lot::Mutex::new(HashMap::new()),
                 jobs: parking_lot::Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
+                lifecycle: crate::lifecycle::LifecycleFeed::default(),
             }),
         }
     }

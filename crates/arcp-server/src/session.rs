@@ -81,6 +81,8 @@ pub(crate) struct Session {
     /// Set when a buffer cap ended the session (§14): nothing more is recorded or sent, and
     /// it can no longer be resumed.
     pub(crate) terminated: AtomicBool,
+    /// This session's `job.subscribe` subscriptions (§7.6), by job.
+    pub(crate) subscriptions: parking_lot::Mutex<std::collections::HashMap<JobId, Arc<crate::subscribe::Subscription>>>,
 }
 
 impl Session {
@@ -98,6 +100,7 @@ impl Session {
             running_jobs: AtomicUsize::new(0),
             detached_at: AtomicU64::new(0),
             terminated: AtomicBool::new(false),
+            subscriptions: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -246,6 +249,19 @@ impl Session {
             AckOutcome::Beyond => {
                 tracing::debug!(session = %self.id, %seq, %newest, "ignoring an ack beyond the newest event");
             }
+        }
+    }
+
+    /// The newest `event_seq` issued in this session.
+    pub(crate) async fn last_seq(&self) -> EventSeq {
+        self.emit.lock().await.last_seq
+    }
+
+    /// Ends every subscription of this session (session expiry or termination).
+    pub(crate) fn end_subscriptions(&self) {
+        let subs: Vec<_> = self.subscriptions.lock().drain().map(|(_, s)| s).collect();
+        for sub in subs {
+            sub.stop.cancel();
         }
     }
 

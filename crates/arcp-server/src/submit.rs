@@ -138,7 +138,16 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
     let rt = &conn.rt;
     // The job is registered before the key is claimed, so a racing identical resubmit that
     // loses the claim always finds the job to attach to.
-    let job = Arc::new(Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at, rt.now_millis()));
+    let job = Arc::new(
+        Job::new(p.job_id.clone(), session.clone(), p.trace_id, p.lease, p.expires_at, rt.now_millis())
+            .described(p.agent.label.clone(), submit.lease_constraints.clone()),
+    );
+    // The job record (§6.6) is written first: a store without room refuses the submit
+    // instead of running a job no listing would show.
+    if let Err(e) = rt.job_store.insert(job.record()).await {
+        refuse(conn, session, Some(request_id), None, crate::Error::from(e).to_payload()).await;
+        return;
+    }
     rt.jobs.lock().insert(p.job_id.clone(), job.clone());
     if let Some(key) = &submit.idempotency_key {
         let ttl = u64::try_from(rt.config.idempotency_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -152,6 +161,9 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
         let claim = rt.idempotency.claim(&session.principal, key, record, rt.now_millis()).await;
         if !matches!(claim, Ok(Claim::Claimed)) {
             rt.jobs.lock().remove(&p.job_id);
+            if let Err(e) = rt.job_store.remove(&p.job_id).await {
+                tracing::warn!(job = %p.job_id, error = %e, "could not remove the record of an unstarted job");
+            }
         }
         match claim {
             Ok(Claim::Claimed) => {}
@@ -178,6 +190,7 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
     if let Some(env) = accepted_envelope(conn, session, &p.accepted) {
         session.send_direct(rt, env).await;
     }
+    rt.lifecycle.accepted(&job, &p.accepted, rt.now_millis());
     let max_runtime = submit.max_runtime_sec.map(NonZeroU64::get);
     tokio::spawn(job::run(rt.clone(), job, p.agent.agent, submit.input, max_runtime));
 }

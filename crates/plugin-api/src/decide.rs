@@ -59,6 +59,8 @@ pub struct Grant {
     mount_point: Option<String>,
     schema_prefix: Option<SchemaPrefix>,
     root_equivalent: Vec<RootCombination>,
+    allow_private_addresses: bool,
+    config: Option<serde_json::Value>,
 }
 
 fn refused(reason: RefusalReason, m: &ValidManifest, message: String) -> PluginRefused {
@@ -230,6 +232,7 @@ pub fn decide(
         RoutePrefix::Absolute(p) => format!("{p}/"),
         RoutePrefix::Auto => m.name().auto_route_prefix(),
     });
+    let capabilities_allow_outbound = capabilities.contains(&Capability::HttpOutbound);
     let schema_prefix = capabilities.contains(&Capability::DbMigrations).then(|| m.schema_prefix().cloned()).flatten();
 
     Ok(Grant {
@@ -241,6 +244,8 @@ pub fn decide(
         mount_point,
         schema_prefix,
         root_equivalent,
+        allow_private_addresses: entry.allow_private_addresses() && capabilities_allow_outbound,
+        config: entry.config().cloned(),
     })
 }
 
@@ -281,6 +286,16 @@ impl Grant {
     /// logs them at load.
     pub fn root_equivalent(&self) -> &[RootCombination] {
         &self.root_equivalent
+    }
+
+    /// Whether outbound calls may reach private and loopback addresses (the policy's
+    /// **test-only** `allowPrivateAddresses`; always `false` without `http.outbound`).
+    pub fn allow_private_addresses(&self) -> bool {
+        self.allow_private_addresses
+    }
+    /// The plugin-specific configuration from the policy entry, if any.
+    pub fn config(&self) -> Option<&serde_json::Value> {
+        self.config.as_ref()
     }
 
     /// `Ok` if `capability` is granted, else the violation to raise (and audit).

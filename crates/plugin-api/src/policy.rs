@@ -9,6 +9,9 @@
 //! outboundHosts = ["hooks.example.com"]   # effective allowlist = manifest ∩ policy
 //! acknowledgeRootEquivalent = ["session.events+http.outbound"]
 //!
+//! [plugins.webhooks.config]               # free-form, read by the plugin itself at init
+//! maxAttempts = 5
+//!
 //! [plugins.bank.mtlsSecrets.partner]
 //! certFile = "/etc/arcp/partner.crt"
 //! keyFile = "/etc/arcp/partner.key"
@@ -36,8 +39,16 @@ use crate::version::{VERSION_MAX_LEN, VERSION_PATTERN, Version};
 /// Every top-level policy key.
 pub const POLICY_KEYS: &[&str] = &["plugins"];
 /// Every key of a plugin's policy entry (the set is closed).
-pub const POLICY_ENTRY_KEYS: &[&str] =
-    &["enabled", "version", "grant", "outboundHosts", "mtlsSecrets", "acknowledgeRootEquivalent"];
+pub const POLICY_ENTRY_KEYS: &[&str] = &[
+    "enabled",
+    "version",
+    "grant",
+    "outboundHosts",
+    "mtlsSecrets",
+    "acknowledgeRootEquivalent",
+    "allowPrivateAddresses",
+    "config",
+];
 const POLICY_ENTRY_REQUIRED: &[&str] = &["enabled", "grant"];
 const MTLS_FILE_KEYS: &[&str] = &["certFile", "keyFile"];
 
@@ -88,6 +99,17 @@ pub struct PolicyEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Vec<RootCombination>>", extend("uniqueItems" = true))]
     pub acknowledge_root_equivalent: Option<Vec<String>>,
+    /// **Test-only.** `true` lets the plugin's outbound calls reach private, loopback and
+    /// link-local addresses (still only hosts in manifest ∩ policy); needs `http.outbound`.
+    /// Never set it in production: it reopens server-side request forgery against the
+    /// runtime's network. The runtime logs a warning for every plugin loaded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_private_addresses: Option<bool>,
+    /// Plugin-specific configuration, an object the plugin reads and validates at init (e.g.
+    /// the `webhooks` plugin's endpoints). The policy checks only that it is an object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    pub config: Option<Value>,
 }
 
 /// The files behind one mTLS secret (read by the runtime, never handed to the plugin).
@@ -143,6 +165,8 @@ fn read_entry(r: &mut Reader, v: &Value, path: &str) -> Option<PolicyEntry> {
     let grant = r.strings(e, "grant", path);
     let outbound_hosts = r.strings(e, "outboundHosts", path);
     let ack = r.strings(e, "acknowledgeRootEquivalent", path);
+    let allow_private_addresses = r.boolean(e, "allowPrivateAddresses", path);
+    let config = r.map(e, "config", path).map(|m| Value::Object(m.clone()));
     let mtls_secrets = r.map(e, "mtlsSecrets", path).map(|m| {
         let base = child(path, "mtlsSecrets");
         let mut out = BTreeMap::new();
@@ -165,6 +189,8 @@ fn read_entry(r: &mut Reader, v: &Value, path: &str) -> Option<PolicyEntry> {
         outbound_hosts,
         mtls_secrets,
         acknowledge_root_equivalent: ack,
+        allow_private_addresses,
+        config,
     })
 }
 
@@ -196,6 +222,8 @@ pub struct ValidPolicyEntry {
     pub(crate) outbound_hosts: BTreeSet<HostPattern>,
     pub(crate) mtls_secrets: BTreeMap<SecretName, MtlsFiles>,
     pub(crate) acknowledged: BTreeSet<RootCombination>,
+    pub(crate) allow_private_addresses: bool,
+    pub(crate) config: Option<Value>,
 }
 
 impl ValidPolicyEntry {
@@ -223,6 +251,15 @@ impl ValidPolicyEntry {
     pub fn acknowledged(&self) -> &BTreeSet<RootCombination> {
         &self.acknowledged
     }
+    /// Whether outbound calls may reach private addresses (**test-only**, see
+    /// [`PolicyEntry::allow_private_addresses`]).
+    pub fn allow_private_addresses(&self) -> bool {
+        self.allow_private_addresses
+    }
+    /// The plugin-specific configuration object, if any.
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
 }
 
 fn file_ok(s: &str) -> bool {
@@ -240,7 +277,8 @@ fn file_ok(s: &str) -> bool {
 /// - `/mtlsSecrets/<name>`: a [`SecretName`]; `…/certFile`, `…/keyFile`: not blank, no NUL;
 ///   `/mtlsSecrets`: non-empty if and only if `secrets.mtls` is granted;
 /// - `/acknowledgeRootEquivalent/i`: a known combination, no duplicates, both capabilities
-///   granted (an acknowledgement of something not granted is stale).
+///   granted (an acknowledgement of something not granted is stale);
+/// - `/allowPrivateAddresses`: only with `http.outbound`.
 pub fn validate_policy(policy: &Policy) -> Result<ValidPolicy, Vec<Problem>> {
     let mut p = Vec::new();
     let mut plugins = BTreeMap::new();
@@ -296,6 +334,14 @@ pub fn validate_policy(policy: &Policy) -> Result<ValidPolicy, Vec<Problem>> {
             _ => {}
         }
 
+        let allow_private = e.allow_private_addresses.unwrap_or(false);
+        if allow_private && !grant.contains(&Capability::HttpOutbound) {
+            p.push(Problem::new(
+                child(&base, "allowPrivateAddresses"),
+                "`allowPrivateAddresses` without granting `http.outbound`",
+            ));
+        }
+
         let apath = child(&base, "acknowledgeRootEquivalent");
         let mut acknowledged = BTreeSet::new();
         for (i, a) in e.acknowledge_root_equivalent.iter().flatten().enumerate() {
@@ -329,6 +375,8 @@ pub fn validate_policy(policy: &Policy) -> Result<ValidPolicy, Vec<Problem>> {
                     outbound_hosts: hosts,
                     mtls_secrets: secrets,
                     acknowledged,
+                    allow_private_addresses: allow_private,
+                    config: e.config.clone(),
                 },
             );
         }
@@ -455,6 +503,20 @@ mod tests {
                 "/plugins/demo/acknowledgeRootEquivalent/3"
             ]
         );
+    }
+
+    #[test]
+    fn rule_private_addresses_and_config() {
+        let ok = one(json!({"enabled": true, "grant": ["http.outbound"], "outboundHosts": ["localhost"],
+            "allowPrivateAddresses": true, "config": {"a": [1]}}));
+        let pol = validate_policy(&Policy::from_value(&ok).unwrap()).unwrap();
+        let e = pol.entry(&PluginName::parse("demo").unwrap()).unwrap();
+        assert!(e.allow_private_addresses());
+        assert_eq!(e.config(), Some(&json!({"a": [1]})));
+        let v = one(json!({"enabled": true, "grant": [], "allowPrivateAddresses": true}));
+        assert_eq!(problems(v), ["/plugins/demo/allowPrivateAddresses"]);
+        let v = one(json!({"enabled": true, "grant": [], "config": [1], "allowPrivateAddresses": "yes"}));
+        assert_eq!(problems(v), ["/plugins/demo/allowPrivateAddresses", "/plugins/demo/config"]);
     }
 
     #[test]

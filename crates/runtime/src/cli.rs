@@ -59,6 +59,11 @@ pub(crate) struct ServeArgs {
     /// The HTTP channel at /v1.
     #[command(flatten)]
     pub(crate) channel: ChannelArgs,
+    /// The operator plugin policy (`.json` or `.toml`): which compiled-in plugins (`demo`,
+    /// `webhooks`) load and what each is granted. Without it, no plugin loads. See
+    /// docs/plugins.md.
+    #[arg(long, env = "ARCP_PLUGINS_POLICY", value_name = "PATH")]
+    pub(crate) plugins_policy: Option<std::path::PathBuf>,
 }
 
 /// The HTTP channel (`POST /v1/session`, `POST /v1/session/{id}/message`, `GET /v1/ws`).

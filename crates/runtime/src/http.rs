@@ -1,6 +1,7 @@
 //! The one listener of `arcp serve`: HTTP/1.1 with upgrades, routing `GET /arcp` (WebSocket)
 //! to the ARCP runtime, `/v1/session…` and `GET /v1/ws` to the channel (`channel-rest`), and
-//! `GET /healthz`, `GET /readyz` to health answers. Anything else is a JSON `404`.
+//! `GET /healthz`, `GET /readyz` to health answers, `/plugins/<name>/…` to the routes plugins
+//! registered (a JSON `404` for an unknown one). Anything else is a JSON `404`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use runtime::plugins::Plugins;
+use runtime::plugins::routes::{MAX_ROUTE_BODY, RouteRequest};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -46,6 +49,8 @@ pub(crate) struct Front {
     pub(crate) channel: ChannelService,
     /// The ARCP frame cap.
     pub(crate) max_frame_bytes: usize,
+    /// The loaded plugins (`/plugins/<name>/…`).
+    pub(crate) plugins: Arc<Plugins>,
 }
 
 /// The channel's authentication: `Authorization: Bearer <key>`, checked by the same verifier
@@ -132,6 +137,9 @@ async fn route(front: &Front, req: Request<Incoming>, peer: SocketAddr) -> Respo
     if ChannelService::handles(path) {
         return front.channel.handle(req).await;
     }
+    if front.plugins.handles(path) {
+        return plugin_route(front, req).await;
+    }
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/healthz" | "/readyz") => json(StatusCode::OK, r#"{"status":"ok"}"#),
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found","reason":"not-found"}"#),
@@ -184,6 +192,27 @@ fn arcp_upgrade(front: &Front, mut req: Request<Incoming>, peer: SocketAddr) -> 
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
+    res
+}
+
+/// `/plugins/<name>/…`: the body read within its cap, then the plugin's route.
+async fn plugin_route(front: &Front, req: Request<Incoming>) -> Response<channel_rest::Body> {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = http_body_util::Limited::new(body, MAX_ROUTE_BODY).collect().await.map(|b| b.to_bytes()) else {
+        return json(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"request body too large","reason":"too-large"}"#);
+    };
+    let request = RouteRequest {
+        method: parts.method.clone(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    };
+    let answer = front.plugins.dispatch(request).await;
+    let body = if parts.method == Method::HEAD { Bytes::new() } else { answer.body };
+    let mut res = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+    *res.status_mut() = answer.status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     res
 }
 

@@ -26,6 +26,7 @@ use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
 use channel_core::{Channel, ChannelConfig, MemoryTokenStore};
 use channel_rest::{ChannelService, RestConfig};
 use clap::Parser as _;
+use runtime::plugins::{self, Plugins};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -114,7 +115,14 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let (token, generated) = token(&args.auth)?;
-    let front = build_front(&token, &args)?;
+    let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
+    let front = match build_front(&token, &args, plugins.clone()) {
+        Ok(front) => front,
+        Err(e) => {
+            plugins.teardown().await;
+            return Err(e);
+        }
+    };
     let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
     let listener = TcpListener::bind(&addrs[..]).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("cannot read the bound address")?;
@@ -129,17 +137,30 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::info!(signal, "stopping");
     };
     http::serve(listener, Arc::new(front), stop).await;
+    plugins.teardown().await;
     Ok(())
 }
 
+/// The plugins the policy at `path` grants (none without a policy). A refused plugin or an
+/// invalid policy is a usage error: the operator asked for something that cannot run.
+async fn load_plugins(path: Option<&std::path::Path>) -> Result<Plugins, Failure> {
+    let Some(path) = path else { return Ok(Plugins::none()) };
+    let policy = plugins::read_policy(path).map_err(|e| Failure::Usage(format!("plugin policy: {e}")))?;
+    let candidates = plugins::builtin_plugins().into_iter().map(|p| (p, plugin_api::Origin::Builtin)).collect();
+    let loaded = Plugins::load(&policy, candidates).await.map_err(|e| Failure::Usage(format!("plugins: {e}")))?;
+    tracing::info!(plugins = ?loaded.names(), policy = %path.display(), "plugins loaded");
+    Ok(loaded)
+}
+
 /// The runtime (built-in agents, in-memory stores, one token) and the channel in front of it.
-fn build_front(token: &str, args: &ServeArgs) -> Result<http::Front, Failure> {
+fn build_front(token: &str, args: &ServeArgs, plugins: Arc<Plugins>) -> Result<http::Front, Failure> {
     let verifier = StaticBearerVerifier::new().with_token(token, &args.auth.principal);
     let keys = Arc::new(InProcessKeys::new().context("cannot generate the in-process keys")?);
     let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     if args.channel.conformance_fixtures {
         fixture_agent::register(&mut agents).context("cannot register the conformance fixture agent")?;
     }
+    plugins.register_agents(&mut agents).map_err(|e| Failure::Usage(format!("plugins: {e}")))?;
     let names = agents.names();
     let default_agent = &args.channel.default_agent;
     let known = arcp_core::agent::AgentRef::parse(default_agent).is_ok_and(|a| names.iter().any(|n| n == a.name()));
@@ -153,6 +174,7 @@ fn build_front(token: &str, args: &ServeArgs) -> Result<http::Front, Failure> {
         .config(RuntimeConfig::default())
         .agents(agents)
         .build();
+    plugins.attach(&runtime);
     let turns = AgentTurns::new(runtime.clone(), keys, default_agent.clone(), names);
     let channel = Channel::new(
         Arc::new(MemoryTokenStore::default()),
@@ -164,7 +186,7 @@ fn build_front(token: &str, args: &ServeArgs) -> Result<http::Front, Failure> {
     let service =
         ChannelService::new(channel, Arc::new(turns), rest).with_authenticator(Arc::new(http::BearerAuth(verifier)));
     let max_frame_bytes = runtime.config().max_frame_bytes;
-    Ok(http::Front { runtime, channel: service, max_frame_bytes })
+    Ok(http::Front { runtime, channel: service, max_frame_bytes, plugins })
 }
 
 /// Prints where the server listens (and a generated token) to stdout. A closed stdout is not

@@ -92,6 +92,10 @@ pub struct JobListEntry {
     pub trace_id: Option<TraceId>,
     /// The job's newest `event_seq`.
     pub last_event_seq: EventSeq,
+    /// The same instant as `created_at`, under the name the Python reference client requires
+    /// (arcp-rs sends both; spec/interop.md A-9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<Timestamp>,
 }
 
 /// `session.jobs` (R→C, v1.1): one page of a listing.
@@ -151,11 +155,16 @@ pub struct JobSubscribed {
     pub trace_id: Option<TraceId>,
     /// The subscriber's `event_seq` from which live events continue.
     pub subscribed_from: EventSeq,
-    /// Whether history was replayed.
+    /// Whether history was replayed (a count is accepted on input: `n > 0`).
+    #[serde(deserialize_with = "super::serde_util::bool_or_count")]
     pub replayed: bool,
     /// Credentials: only ever sent to the original submitter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<Credential>>,
+    /// The `id` of the `job.subscribe` envelope this answers (arcp-rs sends it; the Python
+    /// reference client correlates by it, spec/interop.md A-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<MessageId>,
 }
 
 /// `job.unsubscribe` (C→R, v1.1).

@@ -12,3 +12,13 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_js
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// Deserializes a boolean that some peers send as a count: `true`/`false`, or a non-negative
+/// integer read as `n > 0` (the Python reference's `job.subscribed.replayed`, interop A-10).
+pub(crate) fn bool_or_count<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Ok(b),
+        serde_json::Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64().is_some_and(|n| n > 0)),
+        other => Err(serde::de::Error::custom(format!("expected a boolean, got {other}"))),
+    }
+}

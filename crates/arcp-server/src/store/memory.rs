@@ -1,14 +1,16 @@
 //! In-memory stores: for tests, embedding, and `arcp serve` until durable stores land.
 //! Bounded where the runtime cannot bound them itself (events per session).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 
-use arcp_core::{EventSeq, SessionId};
+use arcp_core::{EventSeq, JobId, SessionId};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    Claim, EventLog, IdempotencyRecord, IdempotencyStore, LogBounds, ResumeRecord, ResumeStore, StoreError, StoredEvent,
+    Claim, EventLog, IdempotencyRecord, IdempotencyStore, JobQuery, JobRecord, JobStore, JobUpdate, ListKey, LogBounds,
+    ResumeRecord, ResumeStore, StoreError, StoredEvent,
 };
 
 /// The default cap of buffered events per session in memory (TS SDK default).
@@ -191,6 +193,150 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         Ok(retain_live(&mut self.0.lock(), now_millis, |r| r.expires_at_millis))
+    }
+}
+
+/// The default cap of job records kept in memory.
+pub const DEFAULT_MAX_JOB_RECORDS: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct JobTable {
+    /// Records by principal, then listing key (a listing is one range scan).
+    by_key: HashMap<String, BTreeMap<ListKey, JobRecord>>,
+    /// `job_id` → (principal, key).
+    index: HashMap<JobId, (String, ListKey)>,
+    /// Finished records by (ended_at, key), oldest first: eviction and retention order.
+    finished: BTreeSet<(u64, String, ListKey)>,
+}
+
+/// An in-memory [`JobStore`], bounded by a record count. When full, inserting drops the
+/// oldest *finished* record; if every record belongs to a running job the insert is refused
+/// ([`StoreError::CapacityExceeded`]), never silently lost.
+#[derive(Debug)]
+pub struct MemoryJobStore {
+    table: Mutex<JobTable>,
+    max_records: usize,
+}
+
+impl Default for MemoryJobStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_JOB_RECORDS)
+    }
+}
+
+impl MemoryJobStore {
+    /// A store keeping at most `max_records` records.
+    pub fn with_capacity(max_records: usize) -> Self {
+        MemoryJobStore { table: Mutex::new(JobTable::default()), max_records }
+    }
+
+    /// How many records are kept.
+    pub fn len(&self) -> usize {
+        self.table.lock().index.len()
+    }
+
+    /// Whether no record is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl JobTable {
+    fn remove(&mut self, job_id: &JobId) -> Option<JobRecord> {
+        let (principal, key) = self.index.remove(job_id)?;
+        let table = self.by_key.get_mut(&principal)?;
+        let record = table.remove(&key)?;
+        if table.is_empty() {
+            self.by_key.remove(&principal);
+        }
+        if let Some(ended) = record.ended_at_millis {
+            self.finished.remove(&(ended, principal, key));
+        }
+        Some(record)
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn insert(&self, record: JobRecord) -> Result<(), StoreError> {
+        let mut t = self.table.lock();
+        if t.index.contains_key(&record.job_id) {
+            return Err(StoreError::Conflict(format!("job {} is already stored", record.job_id)));
+        }
+        while t.index.len() >= self.max_records {
+            let Some((_, _, key)) = t.finished.first().cloned() else {
+                return Err(StoreError::CapacityExceeded(format!("{} job records, none finished", self.max_records)));
+            };
+            t.remove(&key.job_id);
+        }
+        let key = record.key();
+        if let Some(ended) = record.ended_at_millis {
+            t.finished.insert((ended, record.principal.clone(), key.clone()));
+        }
+        t.index.insert(record.job_id.clone(), (record.principal.clone(), key.clone()));
+        t.by_key.entry(record.principal.clone()).or_default().insert(key, record);
+        Ok(())
+    }
+
+    async fn update(&self, job_id: &JobId, update: JobUpdate) -> Result<(), StoreError> {
+        let mut t = self.table.lock();
+        let Some(slot) = t.index.get(job_id).cloned() else { return Ok(()) };
+        let Some(record) = t.by_key.get_mut(&slot.0).and_then(|m| m.get_mut(&slot.1)) else { return Ok(()) };
+        let old_end = record.ended_at_millis;
+        record.status = update.status;
+        record.last_event_seq = record.last_event_seq.max(update.last_event_seq);
+        if update.ended_at_millis.is_some() {
+            record.ended_at_millis = update.ended_at_millis;
+        }
+        let new_end = record.ended_at_millis;
+        if old_end != new_end {
+            let (principal, key) = slot;
+            if let Some(old) = old_end {
+                t.finished.remove(&(old, principal.clone(), key.clone()));
+            }
+            if let Some(new) = new_end {
+                t.finished.insert((new, principal, key));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let t = self.table.lock();
+        Ok(t.index.get(job_id).and_then(|(p, k)| t.by_key.get(p).and_then(|m| m.get(k))).cloned())
+    }
+
+    async fn remove(&self, job_id: &JobId) -> Result<(), StoreError> {
+        self.table.lock().remove(job_id);
+        Ok(())
+    }
+
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        let t = self.table.lock();
+        let Some(table) = t.by_key.get(&query.principal) else { return Ok(Vec::new()) };
+        let lower = match &query.after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Unbounded,
+        };
+        Ok(table
+            .range((lower, Bound::Unbounded))
+            .map(|(_, r)| r)
+            .filter(|r| query.matches(r))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_finished(&self, ended_before_millis: u64) -> Result<usize, StoreError> {
+        let mut t = self.table.lock();
+        let mut n = 0;
+        while let Some((ended, _, key)) = t.finished.first().cloned()
+            && ended <= ended_before_millis
+        {
+            t.remove(&key.job_id);
+            n += 1;
+        }
+        Ok(n)
     }
 }
 

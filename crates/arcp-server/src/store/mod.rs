@@ -6,7 +6,10 @@
 //! store it survives a crash). The runtime relies on this for persist-before-send
 //! (decision 7): an event is written to the wire only after [`EventLog::append`] returned.
 
+pub mod jobs;
 pub mod memory;
+
+pub use jobs::{AgentMatch, JobQuery, JobRecord, JobStore, JobUpdate, ListKey};
 
 use std::sync::Arc;
 

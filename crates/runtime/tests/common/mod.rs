@@ -45,6 +45,7 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("ARCP_CHANNEL_IDLE_TTL_SECS")
         .env_remove("ARCP_CHANNEL_MAX_BODY_BYTES")
         .env_remove("ARCP_CONFORMANCE_FIXTURES")
+        .env_remove("ARCP_PLUGINS_POLICY")
         .env("ARCP_LOG", "debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,0 +1,132 @@
+//! The `webhooks` plugin end to end: `arcp serve --plugins-policy` with a policy that grants
+//! it and points it at a receiver on loopback (allowed with the test-only
+//! `allowPrivateAddresses`). The receiver answers `500` once, then `200`: the delivery is
+//! retried, the signature is recomputed here, and the delivery log is read back over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use common::*;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt as _, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const SECRET: &str = "test-secret";
+
+/// A receiver: the first request gets `500`, later ones `200`; every request is reported.
+async fn receiver() -> (u16, mpsc::UnboundedReceiver<(StatusCode, Option<String>, Bytes)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (tx, seen) = (tx.clone(), seen.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (tx, seen) = (tx.clone(), seen.clone());
+                    async move {
+                        let sig = req.headers().get("x-arcp-signature").map(|v| v.to_str().unwrap().to_owned());
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let status = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            StatusCode::OK
+                        };
+                        let _ = tx.send((status, sig, body));
+                        let mut res = Response::new(Full::new(Bytes::new()));
+                        *res.status_mut() = status;
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn expected_signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+#[tokio::test]
+async fn lifecycle_events_are_signed_delivered_retried_and_logged() {
+    let (port, mut received) = receiver().await;
+    let policy = json!({"plugins": {"webhooks": {
+        "enabled": true,
+        "grant": ["http.outbound", "session.events", "storage.kv", "scheduler", "routes"],
+        "outboundHosts": ["localhost"],
+        "allowPrivateAddresses": true,
+        "config": {
+            "endpoints": [{"url": format!("http://localhost:{port}/hook"), "secret": SECRET, "events": ["result"]}],
+            "initialBackoffMs": 20,
+            "maxAttempts": 5
+        }
+    }}});
+    let path = std::env::temp_dir().join(format!("arcp-webhooks-policy-{}-{port}.json", std::process::id()));
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let (_arcp, url) = serve(&["--token", "t", "--plugins-policy", path.to_str().unwrap()]).await;
+
+    let mut c = Client::connect(&url).await;
+    c.hello("t").await;
+    let job = c.submit("echo", json!({"ping": 1})).await;
+    c.until_terminal(&job).await;
+
+    // First attempt: 500. Second: 200. Same bytes, same signature, both verified here.
+    let mut bodies = Vec::new();
+    for want in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::OK] {
+        let (status, sig, body) = tokio::time::timeout(WAIT, received.recv()).await.expect("a delivery").unwrap();
+        assert_eq!(status, want);
+        assert_eq!(sig.as_deref(), Some(expected_signature(&body).as_str()));
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1], "a retry resends the same body");
+    let delivered: Value = serde_json::from_slice(&bodies[1]).unwrap();
+    assert_eq!((delivered["event"].as_str(), delivered["job_id"].as_str()), (Some("job.result"), Some(job.as_str())));
+    assert_eq!(delivered["payload"]["result"], json!({"ping": 1}));
+    assert_eq!(delivered["agent"], "echo");
+
+    // The delivery log, over the listener (the record is written right after the answer).
+    let base = url.strip_prefix("ws://").unwrap().strip_suffix("/arcp").unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = http_get(&base, "/plugins/webhooks/deliveries").await;
+        let d = &log["deliveries"][0];
+        if d["status"] == "delivered" {
+            assert_eq!((d["attempts"].as_u64(), d["job_id"].as_str()), (Some(2), Some(job.as_str())), "{log}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recorded as delivered: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let missing = http_get(&base, "/plugins/webhooks/nope").await;
+    assert_eq!(missing["reason"], "not-found");
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn http_get(authority: &str, path: &str) -> Value {
+    let stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path).header("host", authority).body(Full::new(Bytes::new())).unwrap();
+    let res = tokio::time::timeout(WAIT, sender.send_request(req)).await.unwrap().unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
