@@ -41,14 +41,16 @@ async fn list_jobs_pages_through_this_principals_jobs() {
 #[tokio::test]
 async fn subscribe_with_history_then_live_and_unsubscribe() {
     let rt = runtime();
-    // The owner does not negotiate `ack`: the in-memory event log frees acknowledged events
-    // at once (spec §14.1), and with them the history a subscriber could replay (§7.6.1).
-    let features = options().features.into_iter().filter(|f| *f != Feature::ACK);
-    let owner = within(Client::connect_with(MemConnector::new(&rt), options().with_features(features))).await.unwrap();
+    // The owner acks (the client's default): acknowledged events stay in the log until a cap
+    // needs the room (spec §14.1), so a subscriber can still replay the history (§7.6.1).
+    let owner = within(Client::connect_with(MemConnector::new(&rt), options())).await.unwrap();
+    assert!(owner.has_feature(&Feature::ACK));
     let (watcher, _c2) = connect(&rt).await;
     // A finished job, with history: the whole stream and its result.
     let done = within(owner.submit(SubmitRequest::new("count", json!({ "n": 3 })))).await.unwrap();
     within(done.result()).await.unwrap();
+    // Let the owner's coalesced ack (every 250 ms) reach the runtime before subscribing.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let mut sub = within(watcher.subscribe(done.job_id().clone(), true, None)).await.unwrap();
     assert!(sub.subscribed().replayed);
     let events = drain(&mut sub.events()).await;

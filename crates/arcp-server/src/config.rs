@@ -39,6 +39,11 @@ pub struct RuntimeConfig {
     /// gets one `status {phase: "back_pressure"}` event (§6.5); re-armed once the lag is back
     /// to half of it. `0` disables back-pressure events. Default 1000.
     pub back_pressure_threshold: u64,
+    /// Whether the default in-memory event log frees acknowledged events as soon as they are
+    /// acknowledged (`true`) or only when a cap needs the room (`false`). Keeping them lets a
+    /// subscriber replay a job's history (§7.6) and a resume start from before the
+    /// acknowledged point. Default `false`.
+    pub free_acked_events_eagerly: bool,
     /// Buffered (unacknowledged, unexpired) events per session in the default in-memory event
     /// log (§14). Default 10 000. A custom [`EventLog`](crate::store::EventLog) enforces its
     /// own caps.
@@ -105,6 +110,7 @@ impl Default for RuntimeConfig {
             heartbeat_interval: Duration::from_secs(30),
             min_heartbeat_interval: Duration::from_secs(1),
             back_pressure_threshold: 1000,
+            free_acked_events_eagerly: false,
             max_buffered_events: crate::store::memory::DEFAULT_MAX_EVENTS_PER_SESSION,
             max_buffered_bytes: crate::store::memory::DEFAULT_MAX_BYTES_PER_SESSION,
             max_sessions_per_principal: 100,

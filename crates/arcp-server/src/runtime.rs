@@ -259,7 +259,10 @@ impl RuntimeBuilder {
     /// Builds the runtime.
     pub fn build(self) -> Runtime {
         let events = self.events.unwrap_or_else(|| {
-            Arc::new(MemoryEventLog::with_caps(self.config.max_buffered_events, self.config.max_buffered_bytes))
+            Arc::new(
+                MemoryEventLog::with_caps(self.config.max_buffered_events, self.config.max_buffered_bytes)
+                    .free_acked_eagerly(self.config.free_acked_events_eagerly),
+            )
         });
         Runtime {
             inner: Arc::new(Inner {

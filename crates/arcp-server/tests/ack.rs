@@ -34,7 +34,7 @@ async fn sync(c: &mut Client) {
 
 #[tokio::test]
 async fn s6_5_acknowledged_events_are_freed_and_an_earlier_resume_is_refused_not_gapped() {
-    let rt = runtime();
+    let rt = runtime_with(RuntimeConfig { free_acked_events_eagerly: true, ..RuntimeConfig::default() });
     let mut c = Client::connect(&rt);
     let (session, token) = count_session(&mut c, 5).await; // seqs 1..=7
     ack(&mut c, 4);
@@ -145,4 +145,22 @@ async fn s6_5_no_back_pressure_without_the_ack_feature() {
     let ev = c.until_terminal(a.job_id.as_str()).await;
     assert!(ev.iter().all(|e| back_pressure(e).is_none()));
     assert_eq!(ev.len(), 32);
+}
+
+#[tokio::test]
+async fn s6_5_by_default_acknowledged_events_stay_replayable_until_a_cap_needs_room() {
+    let rt = runtime();
+    let mut c = Client::connect(&rt);
+    let (session, token) = count_session(&mut c, 5).await; // seqs 1..=7
+    ack(&mut c, 7);
+    sync(&mut c).await;
+    drop(c);
+    let mut again = Client::connect(&rt);
+    let w = again.resume(&session, &token, 2).await;
+    assert!(matches!(w.message, Message::SessionWelcome(_)), "{w:?}");
+    let mut replayed = Vec::new();
+    for _ in 3..=7 {
+        replayed.push(again.next().await.event_seq.unwrap().get());
+    }
+    assert_eq!(replayed, vec![3, 4, 5, 6, 7], "acknowledged events are kept while there is room");
 }

@@ -47,6 +47,7 @@ pub struct MemoryEventLog {
     sessions: Mutex<HashMap<SessionId, SessionLog>>,
     max_events_per_session: usize,
     max_bytes_per_session: usize,
+    free_acked_eagerly: bool,
 }
 
 impl Default for MemoryEventLog {
@@ -69,7 +70,16 @@ impl MemoryEventLog {
             sessions: Mutex::new(HashMap::new()),
             max_events_per_session: max_events,
             max_bytes_per_session: max_bytes,
+            free_acked_eagerly: false,
         }
+    }
+
+    /// Whether [`EventLog::release_acked`] frees acknowledged events at once (`true`) or
+    /// leaves them until a cap needs the room (`false`, the default: a subscriber's history
+    /// and a resume from before the acknowledged point keep working until then).
+    pub fn free_acked_eagerly(mut self, on: bool) -> Self {
+        self.free_acked_eagerly = on;
+        self
     }
 }
 
@@ -136,9 +146,11 @@ impl EventLog for MemoryEventLog {
         Ok(())
     }
 
-    /// Memory is the scarce resource here: acknowledged events are freed at once.
+    /// With [`MemoryEventLog::free_acked_eagerly`], acknowledged events are freed at once;
+    /// otherwise they stay until a cap needs the room (the session frees acknowledged events
+    /// before a cap can end it, §14).
     async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
-        self.purge(session, Some(through)).await
+        if self.free_acked_eagerly { self.purge(session, Some(through)).await } else { Ok(()) }
     }
 }
 
@@ -389,9 +401,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn by_default_acknowledged_events_stay_until_purged() {
+        let log = MemoryEventLog::with_caps(100, 1000);
+        let s = SessionId::parse("sess_1").unwrap();
+        log.append(&s, ev(1)).await.unwrap();
+        log.append(&s, ev(2)).await.unwrap();
+        log.release_acked(&s, EventSeq::new(2).unwrap()).await.unwrap();
+        let b = log.bounds(&s).await.unwrap().unwrap();
+        assert_eq!((b.oldest.get(), b.newest.get()), (1, 2));
+    }
+
+    #[tokio::test]
     async fn event_log_caps_bytes_and_frees_acknowledged_events() {
         // Frames of ev(n) for one-digit n are 7 bytes: room for two, not three.
-        let log = MemoryEventLog::with_caps(100, 15);
+        let log = MemoryEventLog::with_caps(100, 15).free_acked_eagerly(true);
         let s = SessionId::parse("sess_1").unwrap();
         log.append(&s, ev(1)).await.unwrap();
         log.append(&s, ev(2)).await.unwrap();
