@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Case, SKIP, adopt_welcome, case, ensure, hello_payload, job_id, open, require_agent, submit};
+use super::{Case, SKIP, case, ensure, job_id, open, require_agent, submit};
 use crate::{Ctx, Failure, Peer};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -57,18 +57,11 @@ async fn counted(ctx: &Ctx, n: u64) -> Result<Peer, Failure> {
     Ok(peer)
 }
 
+/// Resumes `peer`'s session from `last` on a new connection.
 async fn resume(ctx: &Ctx, peer: &Peer, last: u64) -> Result<(Peer, Value), Failure> {
     let session = peer.session_id.clone().unwrap_or_default();
     let token = peer.resume_token.clone().unwrap_or_default();
-    let mut again = ctx.connect().await?;
-    again.last_seq = last;
-    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": last});
-    again.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
-    let welcome = again.recv().await?;
-    if welcome["type"] == "session.welcome" {
-        adopt_welcome(&mut again, &welcome)?;
-    }
-    Ok((again, welcome))
+    super::resume(ctx, &session, &token, last).await
 }
 
 async fn s6_5_acks_are_silent_and_tolerant(ctx: Ctx) -> Result<(), Failure> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Case, SKIP, adopt_welcome, case, ensure, hello_payload, job_id, open, require_agent, submit};
-use crate::{Ctx, Failure, Peer};
+use crate::{Ctx, Failure};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -68,18 +68,6 @@ async fn s6_4_ping_without_the_feature_is_answered(ctx: Ctx) -> Result<(), Failu
     ensure(pong.get("event_seq").is_none(), format!("a pong carries no event_seq: {pong}"))
 }
 
-async fn resume(ctx: &Ctx, session: &str, token: &str, last: u64) -> Result<(Peer, Value), Failure> {
-    let mut peer = ctx.connect().await?;
-    peer.last_seq = last;
-    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": last});
-    peer.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
-    let welcome = peer.recv().await?;
-    if welcome["type"] == "session.welcome" {
-        adopt_welcome(&mut peer, &welcome)?;
-    }
-    Ok((peer, welcome))
-}
-
 async fn s6_4_heartbeat_loss_detaches_and_cancels_nothing(ctx: Ctx) -> Result<(), Failure> {
     let mut peer = ctx.connect().await?;
     let mut hello = hello_payload(ctx.token(), None);
@@ -119,7 +107,7 @@ async fn s6_4_heartbeat_loss_detaches_and_cancels_nothing(ctx: Ctx) -> Result<()
     let (session, token, seen) =
         (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
     // The session is only detached: it resumes, and the job was not cancelled.
-    let (mut again, w) = resume(&ctx, &session, &token, seen).await?;
+    let (mut again, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("the session must stay resumable, got {w}"))?;
     again.send("job.cancel", json!({"reason": "cleanup"}), json!({"job_id": job}))?;
     let ack = again.recv_type("job.cancelled").await;

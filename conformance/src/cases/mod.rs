@@ -150,6 +150,20 @@ pub(crate) async fn submit(peer: &mut Peer, payload: Value) -> Result<(String, V
     Ok((id, reply))
 }
 
+/// Opens a new connection resuming `session` with `token` from `last`; returns the peer and
+/// the answer (a `session.welcome`, adopted by the peer, or whatever else came).
+pub(crate) async fn resume(ctx: &Ctx, session: &str, token: &str, last: u64) -> Result<(Peer, Value), Failure> {
+    let mut peer = ctx.connect().await?;
+    peer.last_seq = last;
+    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": last});
+    peer.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
+    let welcome = peer.recv().await?;
+    if welcome["type"] == "session.welcome" {
+        adopt_welcome(&mut peer, &welcome)?;
+    }
+    Ok((peer, welcome))
+}
+
 /// Reads frames until the terminal envelope of `job_id`; returns that job's frames.
 pub(crate) async fn until_terminal(peer: &mut Peer, job_id: &str) -> Result<Vec<Value>, Failure> {
     let mut out = Vec::new();

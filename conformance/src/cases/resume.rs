@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{
-    Case, adopt_welcome, case, ensure, expect_session_error, hello_payload, job_id, open, require_agent, submit,
-};
-use crate::{Ctx, Failure, Peer};
+use super::{Case, case, ensure, expect_session_error, hello_payload, job_id, open, require_agent, submit};
+use crate::{Ctx, Failure};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -32,18 +30,6 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-async fn resume(ctx: &Ctx, session: &str, token: &str, last: u64) -> Result<(Peer, Value), Failure> {
-    let mut peer = ctx.connect().await?;
-    peer.last_seq = last;
-    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": last});
-    peer.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
-    let welcome = peer.recv().await?;
-    if welcome["type"] == "session.welcome" {
-        adopt_welcome(&mut peer, &welcome)?;
-    }
-    Ok((peer, welcome))
-}
-
 async fn s6_3_resume_replays_missed_events_of_a_running_job(ctx: Ctx) -> Result<(), Failure> {
     let (mut peer, welcome) = open(&ctx).await?;
     require_agent(&welcome, "count")?;
@@ -56,7 +42,7 @@ async fn s6_3_resume_replays_missed_events_of_a_running_job(ctx: Ctx) -> Result<
         (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
     peer.drop_connection();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (mut again, w) = resume(&ctx, &session, &token, seen).await?;
+    let (mut again, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
     ensure(w["session_id"] == session.as_str(), "a resume keeps the session_id")?;
     let frames = super::until_terminal(&mut again, &job).await?;
@@ -72,11 +58,11 @@ async fn s6_3_resume_rotates_the_token(ctx: Ctx) -> Result<(), Failure> {
     let (mut peer, _) = open(&ctx).await?;
     let (session, token) = (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default());
     peer.drop_connection();
-    let (mut p2, w) = resume(&ctx, &session, &token, 0).await?;
+    let (mut p2, w) = super::resume(&ctx, &session, &token, 0).await?;
     ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
     ensure(w["payload"]["resume_token"] != token.as_str(), "the resume token must rotate")?;
     p2.drop_connection();
-    let (mut p3, w) = resume(&ctx, &session, &token, 0).await?;
+    let (mut p3, w) = super::resume(&ctx, &session, &token, 0).await?;
     ensure(
         w["type"] == "session.error" && w["payload"]["code"] == "RESUME_WINDOW_EXPIRED",
         format!("the old token must be dead, got {w}"),
@@ -92,7 +78,7 @@ async fn s6_3_resume_with_nothing_new_succeeds(ctx: Ctx) -> Result<(), Failure> 
     let (session, token, seen) =
         (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
     peer.drop_connection();
-    let (_, w) = resume(&ctx, &session, &token, seen).await?;
+    let (_, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("a resume with nothing to replay must succeed, got {w}"))
 }
 
@@ -115,7 +101,7 @@ async fn s7_4_resumed_session_can_cancel(ctx: Ctx) -> Result<(), Failure> {
     let (session, token, seen) =
         (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
     peer.drop_connection();
-    let (mut again, w) = resume(&ctx, &session, &token, seen).await?;
+    let (mut again, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("resume must be accepted, got {w}"))?;
     again.send("job.cancel", json!({"reason": "after resume"}), json!({"job_id": job}))?;
     let ack = again.recv().await?;

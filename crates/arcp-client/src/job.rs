@@ -115,6 +115,19 @@ impl ReceivedEvent {
 
 pub(crate) type ResultCell = Option<Result<JobOutcome, ClientError>>;
 
+/// Waits until `cell` holds an outcome; if its sender is gone first, the error that ended
+/// the session.
+pub(crate) async fn wait_result(
+    cell: &watch::Receiver<ResultCell>,
+    shared: &Shared,
+) -> Result<JobOutcome, ClientError> {
+    let mut rx = cell.clone();
+    match rx.wait_for(Option::is_some).await {
+        Ok(cell) => cell.clone().unwrap_or_else(|| Err(shared.failure())),
+        Err(_) => Err(shared.failure()),
+    }
+}
+
 /// The driver's half of a job: where its events and its result go.
 #[derive(Debug)]
 pub(crate) struct JobSink {
@@ -227,11 +240,7 @@ impl JobHandle {
     /// [`ClientError::Job`] for a `job.error` (failed, cancelled, timed out), or the error
     /// that ended the session. Can be called any number of times.
     pub async fn result(&self) -> Result<JobOutcome, ClientError> {
-        let mut rx = self.result.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(cell) => cell.clone().unwrap_or_else(|| Err(self.shared.failure())),
-            Err(_) => Err(self.shared.failure()),
-        }
+        wait_result(&self.result, &self.shared).await
     }
 
     /// Whether the job has ended (its result is available without waiting).

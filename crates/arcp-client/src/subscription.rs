@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::client::Shared;
 use crate::driver::{Command, SubscriptionParts};
 use crate::error::ClientError;
-use crate::job::{JobEvents, JobOutcome, ResultCell};
+use crate::job::{JobEvents, JobOutcome, ResultCell, wait_result};
 
 /// A subscription to a job (see [`Client::subscribe`](crate::Client::subscribe)).
 pub struct Subscription {
@@ -59,11 +59,7 @@ impl Subscription {
     /// Waits for the job's end as this subscription saw it (as [`JobHandle::result`](crate::JobHandle::result)).
     /// After [`unsubscribe`](Self::unsubscribe) it is [`ClientError::Closed`].
     pub async fn result(&self) -> Result<JobOutcome, ClientError> {
-        let mut rx = self.result.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(cell) => cell.clone().unwrap_or_else(|| Err(self.shared.failure())),
-            Err(_) => Err(self.shared.failure()),
-        }
+        wait_result(&self.result, &self.shared).await
     }
 
     /// Ends the subscription (`job.unsubscribe`); the job goes on.
