@@ -78,6 +78,10 @@ pub struct RuntimeConfig {
     /// `job.subscribe` subscriptions per session (§14); more is a request error
     /// `INTERNAL_ERROR`. Default 100.
     pub max_subscriptions_per_session: usize,
+    /// This runtime's name among the nodes sharing a store (stored on every job record). On
+    /// start, [`Runtime::recover`](crate::Runtime::recover) ends the unfinished jobs of this
+    /// node: they were running when it died. Keep it stable across restarts. Default `"local"`.
+    pub node_id: String,
 }
 
 impl Default for RuntimeConfig {
@@ -124,6 +128,7 @@ impl Default for RuntimeConfig {
             max_list_limit: 1000,
             subscriber_queue: 1024,
             max_subscriptions_per_session: 100,
+            node_id: "local".into(),
         }
     }
 }

@@ -164,7 +164,7 @@ async fn start(
             .map(|at| LeaseConstraints { expires_at: Some(at.to_string()), ..LeaseConstraints::default() }),
     );
     let child = Arc::new(child);
-    rt.job_store.insert(child.record()).await?;
+    rt.job_store.insert(child.record(&rt.config.node_id)).await?;
     rt.jobs.lock().insert(child_id.clone(), child.clone());
     {
         let mut children = parent.children.lock();

@@ -141,7 +141,7 @@ impl Job {
     }
 
     /// The job record the store keeps (§6.6).
-    pub(crate) fn record(&self) -> crate::store::JobRecord {
+    pub(crate) fn record(&self, rt_node: &str) -> crate::store::JobRecord {
         crate::store::JobRecord {
             job_id: self.id.clone(),
             principal: self.principal.clone(),
@@ -155,6 +155,7 @@ impl Job {
             trace_id: Some(self.trace_id.clone()),
             last_event_seq: arcp_core::EventSeq::ZERO,
             ended_at_millis: None,
+            node: rt_node.to_owned(),
         }
     }
 

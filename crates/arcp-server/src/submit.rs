@@ -144,7 +144,7 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
     );
     // The job record (§6.6) is written first: a store without room refuses the submit
     // instead of running a job no listing would show.
-    if let Err(e) = rt.job_store.insert(job.record()).await {
+    if let Err(e) = rt.job_store.insert(job.record(&rt.config.node_id)).await {
         refuse(conn, session, Some(request_id), None, crate::Error::from(e).to_payload()).await;
         return;
     }

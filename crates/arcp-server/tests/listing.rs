@@ -29,6 +29,7 @@ fn record(id: u32, principal: &str, created: u64) -> JobRecord {
         trace_id: None,
         last_event_seq: EventSeq::ZERO,
         ended_at_millis: None,
+        node: "local".into(),
     }
 }
 

@@ -41,6 +41,10 @@ pub struct JobRecord {
     pub last_event_seq: EventSeq,
     /// When it ended (Unix ms), once terminal.
     pub ended_at_millis: Option<u64>,
+    /// The runtime node running it ([`RuntimeConfig::node_id`](crate::RuntimeConfig::node_id)):
+    /// after a crash, the restarted node (or, with a shared store, a node that finds the owner
+    /// dead) ends the node's unfinished jobs with a durable terminal error.
+    pub node: String,
 }
 
 impl JobRecord {
@@ -145,6 +149,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Removes every record that ended at or before `ended_before_millis`; returns how many.
     async fn purge_finished(&self, ended_before_millis: u64) -> Result<usize, StoreError>;
+
+    /// Every record of `node` that is not terminal (`pending` or `running`), in key order:
+    /// on start, a runtime ends these (they were running when the node died).
+    async fn unfinished(&self, node: &str) -> Result<Vec<JobRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -350,6 +350,19 @@ impl JobStore for MemoryJobStore {
         }
         Ok(n)
     }
+
+    async fn unfinished(&self, node: &str) -> Result<Vec<JobRecord>, StoreError> {
+        let t = self.table.lock();
+        let mut out: Vec<JobRecord> = t
+            .by_key
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.node == node && !r.status.is_terminal())
+            .cloned()
+            .collect();
+        out.sort_by_key(JobRecord::key);
+        Ok(out)
+    }
 }
 
 /// Drops the entries expired at `now_millis`; returns how many.
