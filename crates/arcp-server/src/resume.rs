@@ -9,6 +9,9 @@ use arcp_core::{ErrorCode, ProtocolVersion};
 use crate::Error;
 use crate::auth::Identity;
 use crate::connection::Conn;
+use crate::runtime::Inner;
+use crate::session::{Session, SessionMeta};
+use crate::store::ResumeRecord;
 
 fn expired(message: &str) -> Error {
     Error::refused(ErrorCode::RESUME_WINDOW_EXPIRED, message)
@@ -32,8 +35,11 @@ pub(crate) async fn resume(
     if record.expires_at_millis <= rt.now_millis() {
         return Err(expired("Resume window has expired"));
     }
-    let Some(session) = rt.session(&request.session_id) else {
-        return Err(expired("Invalid or unknown resume_token"));
+    let session = match rt.session(&request.session_id) {
+        Some(s) => s,
+        // Known to the store only: the runtime restarted (or, on a shared store, another
+        // node created the session). Its log continues where it ends.
+        None => restore(&rt, &record).await?,
     };
     session.check_coverage(&rt, request.last_event_seq).await?;
     let (meta, caps) = conn.negotiate(version, client);
@@ -43,4 +49,20 @@ pub(crate) async fn resume(
     session.resume_onto(&rt, conn.link.clone(), request.last_event_seq, welcome).await?;
     conn.session = Some(session);
     Ok(())
+}
+
+/// Rebuilds a session from its resume record and its event log, and registers it (a racing
+/// resume of the same session gets the one registered first).
+async fn restore(rt: &std::sync::Arc<Inner>, record: &ResumeRecord) -> Result<std::sync::Arc<Session>, Error> {
+    let last_seq = rt.events.bounds(&record.session_id).await?.map_or(arcp_core::EventSeq::ZERO, |b| b.newest);
+    let meta = SessionMeta { version: ProtocolVersion::V1_1, features: Vec::new(), heartbeat: None };
+    let session = std::sync::Arc::new(Session::restored(
+        record.session_id.clone(),
+        record.principal.clone(),
+        meta,
+        last_seq,
+        rt.now_millis(),
+    ));
+    tracing::info!(session = %record.session_id, %last_seq, "restored a session from the store");
+    Ok(rt.sessions.lock().entry(record.session_id.clone()).or_insert(session).clone())
 }

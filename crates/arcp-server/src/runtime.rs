@@ -144,6 +144,15 @@ impl Runtime {
         tokio::spawn(async move { rt.serve(transport).await })
     }
 
+    /// Ends the jobs this node ([`RuntimeConfig::node_id`]) was running when it died: each
+    /// gets a durable terminal `job.error {code: INTERNAL_ERROR, retryable: true}` after every
+    /// event written before the crash (a job whose terminal envelope was already logged only
+    /// has its record corrected). Call it once on start, before serving connections; with the
+    /// in-memory stores there is nothing to do.
+    pub async fn recover(&self) -> Result<crate::RecoveryReport, crate::Error> {
+        crate::recovery::recover(&self.inner, &self.inner.config.node_id).await
+    }
+
     /// Runs one retention sweep now (the background sweeper does this periodically).
     pub async fn sweep(&self) {
         self.inner.sweep().await;

@@ -104,6 +104,18 @@ impl Session {
         }
     }
 
+    /// A session known only to the store (the runtime restarted, or another node created
+    /// it): its sequence continues after `last_seq`, the newest event its log holds. Detached
+    /// until a resume attaches it; the resume re-negotiates `meta`.
+    pub(crate) fn restored(id: SessionId, principal: String, meta: SessionMeta, last_seq: EventSeq, now: u64) -> Self {
+        let session = Session::new(id, principal, meta);
+        if let Ok(mut st) = session.emit.try_lock() {
+            st.last_seq = last_seq;
+        }
+        session.detached_at.store(now.max(1), Ordering::SeqCst);
+        session
+    }
+
     /// Records when the last link went away (never 0, which means "attached").
     pub(crate) fn mark_detached(&self, rt: &Inner) {
         self.detached_at.store(rt.now_millis().max(1), Ordering::SeqCst);

@@ -202,7 +202,10 @@ async fn replay_existing(conn: &Conn, session: &Arc<Session>, accepted: &JobAcce
     if let Some(env) = accepted_envelope(conn, session, accepted) {
         session.send_direct(rt, env).await;
     }
-    let Some(job) = rt.job(&accepted.job_id) else { return };
+    let Some(job) = rt.job(&accepted.job_id) else {
+        replay_from_store(conn, session, &accepted.job_id).await;
+        return;
+    };
     if job.owner.id == session.id {
         // The owner already receives every event of its job.
         return;
@@ -220,5 +223,33 @@ async fn replay_existing(conn: &Conn, session: &Arc<Session>, accepted: &JobAcce
                 st.observers.push(session.clone());
             }
         }
+    }
+}
+
+/// An identical resubmit of a job this runtime does not hold (it ran before a restart, or on
+/// another node sharing the store): a finished job's terminal envelope is read from its
+/// session's log and sent to the resubmitting session (the owning session already has it in
+/// its own log). A job still running elsewhere is left to `job.subscribe`.
+async fn replay_from_store(conn: &Conn, session: &Arc<Session>, job_id: &JobId) {
+    let rt = &conn.rt;
+    let record = match rt.job_store.get(job_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(job = %job_id, error = %e, "could not read the job record of a resubmit");
+            return;
+        }
+    };
+    if record.session_id == session.id || !record.status.is_terminal() {
+        return;
+    }
+    match crate::recovery::terminal_of(rt, &record).await {
+        Ok(Some((_, terminal))) => {
+            if let Err(e) = session.emit(rt, job_id, record.trace_id.as_ref(), terminal).await {
+                tracing::warn!(job = %job_id, error = %e, "could not replay the terminal envelope");
+            }
+        }
+        Ok(None) => tracing::warn!(job = %job_id, "the terminal envelope of a finished job is no longer logged"),
+        Err(e) => tracing::warn!(job = %job_id, error = %e, "could not read the terminal envelope"),
     }
 }

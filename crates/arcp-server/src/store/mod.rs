@@ -151,3 +151,88 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Removes every record expired at `now_millis`; returns how many.
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError>;
 }
+
+/// A shared store is a store: lets several runtimes (or a runtime and a test) hold one store.
+#[async_trait]
+impl<T: EventLog + ?Sized> EventLog for Arc<T> {
+    async fn append(&self, session: &SessionId, event: StoredEvent) -> Result<(), StoreError> {
+        (**self).append(session, event).await
+    }
+    async fn read_since(
+        &self,
+        session: &SessionId,
+        after: EventSeq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        (**self).read_since(session, after, limit).await
+    }
+    async fn bounds(&self, session: &SessionId) -> Result<Option<LogBounds>, StoreError> {
+        (**self).bounds(session).await
+    }
+    async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError> {
+        (**self).purge(session, up_to).await
+    }
+    async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
+        (**self).release_acked(session, through).await
+    }
+}
+
+/// A shared store is a store.
+#[async_trait]
+impl<T: ResumeStore + ?Sized> ResumeStore for Arc<T> {
+    async fn put(&self, record: ResumeRecord) -> Result<(), StoreError> {
+        (**self).put(record).await
+    }
+    async fn get(&self, session: &SessionId) -> Result<Option<ResumeRecord>, StoreError> {
+        (**self).get(session).await
+    }
+    async fn remove(&self, session: &SessionId) -> Result<(), StoreError> {
+        (**self).remove(session).await
+    }
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
+        (**self).purge_expired(now_millis).await
+    }
+}
+
+/// A shared store is a store.
+#[async_trait]
+impl<T: IdempotencyStore + ?Sized> IdempotencyStore for Arc<T> {
+    async fn claim(
+        &self,
+        principal: &str,
+        key: &str,
+        record: IdempotencyRecord,
+        now_millis: u64,
+    ) -> Result<Claim, StoreError> {
+        (**self).claim(principal, key, record, now_millis).await
+    }
+    async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
+        (**self).purge_expired(now_millis).await
+    }
+}
+
+/// A shared store is a store.
+#[async_trait]
+impl<T: JobStore + ?Sized> JobStore for Arc<T> {
+    async fn insert(&self, record: JobRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+    async fn update(&self, job_id: &JobId, update: JobUpdate) -> Result<(), StoreError> {
+        (**self).update(job_id, update).await
+    }
+    async fn get(&self, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        (**self).get(job_id).await
+    }
+    async fn remove(&self, job_id: &JobId) -> Result<(), StoreError> {
+        (**self).remove(job_id).await
+    }
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        (**self).list(query).await
+    }
+    async fn purge_finished(&self, ended_before_millis: u64) -> Result<usize, StoreError> {
+        (**self).purge_finished(ended_before_millis).await
+    }
+    async fn unfinished(&self, node: &str) -> Result<Vec<JobRecord>, StoreError> {
+        (**self).unfinished(node).await
+    }
+}
