@@ -116,7 +116,8 @@ async fn end_orphan(rt: &Inner, record: &JobRecord) -> Result<(), Error> {
     let mut attempts = 0;
     loop {
         let newest = rt.events.bounds(&record.session_id).await?.map_or(EventSeq::ZERO, |b| b.newest);
-        let seq = newest.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
+        let seq =
+            newest.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
         let version = session_version(rt, &record.session_id, newest).await;
         let error = ErrorPayload::new(ErrorCode::INTERNAL_ERROR, RESTART_MESSAGE)
             .with_details(serde_json::json!({ "reason": "runtime_restarted", "node": record.node }));

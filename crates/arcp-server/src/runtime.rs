@@ -273,7 +273,7 @@ impl RuntimeBuilder {
                     .free_acked_eagerly(self.config.free_acked_events_eagerly),
             )
         });
-        Runtime {
+        let runtime = Runtime {
             inner: Arc::new(Inner {
                 config: self.config,
                 registry: self.registry,
@@ -291,6 +291,45 @@ impl RuntimeBuilder {
                 next_conn: AtomicU64::new(1),
                 lifecycle: crate::lifecycle::LifecycleFeed::default(),
             }),
+        };
+        if let Some(feed) = runtime.inner.events.watch() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(follow_appends(Arc::downgrade(&runtime.inner), feed));
+                }
+                Err(_) => tracing::error!(
+                    "the event log is shared with other nodes, but the runtime was built outside a tokio runtime: \
+                     events other nodes append reach attached sessions only on resume"
+                ),
+            }
+        }
+        runtime
+    }
+}
+
+/// Delivers events other nodes append to a shared log to the sessions attached here, until
+/// the runtime is dropped or the feed ends.
+async fn follow_appends(
+    rt: std::sync::Weak<Inner>,
+    mut feed: tokio::sync::broadcast::Receiver<crate::store::AppendNotice>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let notice = feed.recv().await;
+        let Some(rt) = rt.upgrade() else { return };
+        match notice {
+            Ok(crate::store::AppendNotice::Appended { session, seq }) => {
+                if let Some(s) = rt.session(&session) {
+                    s.follow(&rt, Some(seq)).await;
+                }
+            }
+            Ok(crate::store::AppendNotice::Resync) | Err(RecvError::Lagged(_)) => {
+                let sessions: Vec<Arc<Session>> = rt.sessions.lock().values().cloned().collect();
+                for s in sessions {
+                    s.follow(&rt, None).await;
+                }
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }

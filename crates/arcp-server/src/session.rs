@@ -59,6 +59,9 @@ pub(crate) struct SessionMeta {
     pub(crate) heartbeat: Option<Duration>,
 }
 
+/// How many times an append retries after another node took its `event_seq`.
+const MAX_SEQ_CONFLICTS: u32 = 16;
+
 struct EmitState {
     last_seq: EventSeq,
     link: Option<Link>,
@@ -191,12 +194,27 @@ impl Session {
         }
         let mut envelope = self.envelope(rt, message)?.with_job(job_id.clone());
         envelope.trace_id = trace_id.cloned();
-        let seq =
-            st.last_seq.next().ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
-        envelope.event_seq = Some(seq);
-        let frame: Arc<str> = Arc::from(envelope.to_json());
+        let mut conflicts = 0;
+        let (seq, frame, mut appended) = loop {
+            let seq = st
+                .last_seq
+                .next()
+                .ok_or_else(|| Error::refused(ErrorCode::INTERNAL_ERROR, "event_seq space exhausted"))?;
+            envelope.event_seq = Some(seq);
+            let frame: Arc<str> = Arc::from(envelope.to_json());
+            let stored = StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() };
+            match rt.events.append(&self.id, stored).await {
+                // On a shared log another node took this seq: deliver what it appended, then
+                // take the next free one.
+                Err(StoreError::Conflict(why)) if conflicts < MAX_SEQ_CONFLICTS => {
+                    conflicts += 1;
+                    tracing::debug!(session = %self.id, %seq, %why, "event_seq taken by another node; catching up");
+                    self.catch_up_locked(rt, st).await?;
+                }
+                appended => break (seq, frame, appended),
+            }
+        };
         let stored = StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() };
-        let mut appended = rt.events.append(&self.id, stored.clone()).await;
         if matches!(appended, Err(StoreError::CapacityExceeded(_)))
             && let Some(acked) = EventSeq::new(st.ack.acked())
         {
@@ -243,6 +261,41 @@ impl Session {
             self.mark_detached(rt);
         }
         Ok(seq)
+    }
+
+    /// Brings the sequence up to the newest event of a log shared with other nodes,
+    /// delivering what they appended to the attached link in order. A no-op when this
+    /// runtime is the log's only writer.
+    async fn catch_up_locked(&self, rt: &Inner, st: &mut EmitState) -> Result<(), Error> {
+        let Some(bounds) = rt.events.bounds(&self.id).await? else { return Ok(()) };
+        while st.last_seq < bounds.newest {
+            let batch = rt.events.read_since(&self.id, st.last_seq, rt.config.replay_batch).await?;
+            let Some(last) = batch.last().map(|e| e.seq) else { break };
+            for event in batch {
+                if let Some(link) = st.link.clone()
+                    && !link.push(event.frame, rt.config.send_timeout).await
+                {
+                    tracing::warn!(session = %self.id, "connection too slow or gone; detaching (events stay resumable)");
+                    link.kill.cancel();
+                    st.link = None;
+                    self.mark_detached(rt);
+                }
+            }
+            st.last_seq = last;
+        }
+        Ok(())
+    }
+
+    /// Another node appended `seq` to this session's log (or, with `None`, notices may
+    /// have been missed): delivers everything new, in order.
+    pub(crate) async fn follow(&self, rt: &Inner, seq: Option<EventSeq>) {
+        let mut st = self.emit.lock().await;
+        if seq.is_some_and(|s| s <= st.last_seq) || self.is_terminated() {
+            return;
+        }
+        if let Err(e) = self.catch_up_locked(rt, &mut st).await {
+            tracing::warn!(session = %self.id, error = %e, "could not read events appended by another node");
+        }
     }
 
     /// Records `session.ack` (§6.5): keeps the running maximum, lets the event log free what
@@ -303,6 +356,7 @@ impl Session {
         welcome: Envelope,
     ) -> Result<(), Error> {
         let mut st = self.emit.lock().await;
+        self.catch_up_locked(rt, &mut st).await?;
         self.check_coverage_locked(rt, &st, cursor).await?;
         let timeout = rt.config.send_timeout;
         if !link.push(Arc::from(welcome.to_json()), timeout).await {
@@ -329,7 +383,8 @@ impl Session {
     /// Whether the log still holds every event after `cursor` (checked before the token is
     /// rotated, so a refused resume leaves the client's token valid).
     pub(crate) async fn check_coverage(&self, rt: &Inner, cursor: EventSeq) -> Result<(), Error> {
-        let st = self.emit.lock().await;
+        let mut st = self.emit.lock().await;
+        self.catch_up_locked(rt, &mut st).await?;
         self.check_coverage_locked(rt, &st, cursor).await
     }
 

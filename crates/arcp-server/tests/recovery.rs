@@ -125,7 +125,10 @@ async fn a_job_whose_terminal_was_logged_only_has_its_record_corrected() {
     // The crash came between the terminal append and the record update.
     stores
         .jobs
-        .update(&acc.job_id, JobUpdate { status: JobStatus::Running, last_event_seq: terminal_seq, ended_at_millis: None })
+        .update(
+            &acc.job_id,
+            JobUpdate { status: JobStatus::Running, last_event_seq: terminal_seq, ended_at_millis: None },
+        )
         .await
         .unwrap();
     let tail_before = stores.events.bounds_newest(client.session_id.as_deref().unwrap()).await;

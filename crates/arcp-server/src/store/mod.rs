@@ -52,6 +52,23 @@ pub struct LogBounds {
     pub newest: EventSeq,
 }
 
+/// A wake-up from an event log shared by several runtimes (nodes): another node appended to
+/// a session's log. The log stays the truth: a runtime reads it after its own cursor, so a
+/// notice that is late, duplicated or coalesced loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendNotice {
+    /// `session`'s log now holds `seq`.
+    Appended {
+        /// The session appended to.
+        session: SessionId,
+        /// The appended sequence number.
+        seq: EventSeq,
+    },
+    /// Notices may have been missed (the feed reconnected or the receiver fell behind):
+    /// re-read every followed session from its cursor.
+    Resync,
+}
+
 /// The per-session event log: append in sequence order, read back after a cursor.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -84,6 +101,13 @@ pub trait EventLog: Send + Sync + 'static {
     async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
         let _ = (session, through);
         Ok(())
+    }
+
+    /// Appends made by other runtimes sharing this log (several `arcp serve` nodes on one
+    /// database), for live delivery to sessions attached here. `None` (the default): no other
+    /// runtime writes to this log.
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<AppendNotice>> {
+        None
     }
 }
 
@@ -174,6 +198,9 @@ impl<T: EventLog + ?Sized> EventLog for Arc<T> {
     }
     async fn release_acked(&self, session: &SessionId, through: EventSeq) -> Result<(), StoreError> {
         (**self).release_acked(session, through).await
+    }
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<AppendNotice>> {
+        (**self).watch()
     }
 }
 
