@@ -6,6 +6,8 @@
 //! store it survives a crash). The runtime relies on this for persist-before-send
 //! (decision 7): an event is written to the wire only after [`EventLog::append`] returned.
 
+#[cfg(feature = "test-support")]
+pub mod contract;
 pub mod jobs;
 pub mod memory;
 
