@@ -63,6 +63,13 @@ impl Inner {
     /// and finished jobs older than the idempotency TTL.
     pub(crate) async fn sweep(&self) {
         let now = self.now_millis();
+        // Attached sessions keep their resume records a full window ahead, so a crash (no
+        // detach to refresh them) leaves their clients a window to resume in after a restart.
+        let attached: Vec<Arc<Session>> =
+            self.sessions.lock().values().filter(|s| s.detached_at.load(Ordering::SeqCst) == 0).cloned().collect();
+        for s in attached {
+            crate::connection::refresh_resume_expiry(self, &s).await;
+        }
         if let Err(e) = self.resumes.purge_expired(now).await {
             tracing::warn!(error = %e, "resume sweep failed");
         }
@@ -151,6 +158,12 @@ impl Runtime {
     /// in-memory stores there is nothing to do.
     pub async fn recover(&self) -> Result<crate::RecoveryReport, crate::Error> {
         crate::recovery::recover(&self.inner, &self.inner.config.node_id).await
+    }
+
+    /// [`recover`](Runtime::recover) for another node sharing the store, once that node is
+    /// known to be dead (on PostgreSQL: it stopped heart-beating and this node adopted it).
+    pub async fn recover_node(&self, node: &str) -> Result<crate::RecoveryReport, crate::Error> {
+        crate::recovery::recover(&self.inner, node).await
     }
 
     /// Runs one retention sweep now (the background sweeper does this periodically).
