@@ -532,7 +532,12 @@ impl Conn {
         reason: Option<String>,
     ) {
         let Some(job) = self.rt.job(&job_id) else {
-            let e = ErrorPayload::new(ErrorCode::JOB_NOT_FOUND, format!("Job {job_id} not found"));
+            let remote = match self.rt.job_store.get(&job_id).await {
+                Ok(Some(r)) if r.session_id == session.id => crate::job::on_other_node(&self.rt, &r),
+                _ => None,
+            };
+            let e = remote
+                .unwrap_or_else(|| ErrorPayload::new(ErrorCode::JOB_NOT_FOUND, format!("Job {job_id} not found")));
             crate::submit::refuse(self, session, Some(request_id), Some(job_id), e).await;
             return;
         };

@@ -406,3 +406,23 @@ pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, in
     };
     job.finish(&rt, outcome).await;
 }
+
+/// The refusal for an operation on a job that runs on another node sharing the store
+/// (cancel, live subscription): not supported across nodes yet, so the client is told where
+/// the job runs instead of getting silence. `None` when the job is not running elsewhere.
+pub(crate) fn on_other_node(rt: &Inner, record: &crate::store::JobRecord) -> Option<arcp_core::ErrorPayload> {
+    if record.status.is_terminal() || record.node == rt.config.node_id {
+        return None;
+    }
+    Some(
+        arcp_core::ErrorPayload::new(
+            arcp_core::ErrorCode::INTERNAL_ERROR,
+            format!(
+                "job {} runs on node {:?}; cancelling or subscribing to it from another node is not supported yet: \
+                 resume the session on that node",
+                record.job_id, record.node
+            ),
+        )
+        .with_details(serde_json::json!({ "reason": "job_on_other_node", "node": record.node })),
+    )
+}

@@ -205,6 +205,9 @@ pub(crate) async fn subscribe(conn: &Conn, session: &Arc<Session>, request_id: &
         match record {
             Some(r) if decide(rt, session, &r.job_id, &r.principal) == SubscribeDecision::Allow => {
                 audit(session, &r.job_id, Some(&r.principal), "allow");
+                if let Some(e) = crate::job::on_other_node(rt, &r) {
+                    return refuse(conn, session, request_id, r.job_id, e).await;
+                }
                 if req.history {
                     let e = ErrorPayload::new(
                         ErrorCode::RESUME_WINDOW_EXPIRED,
