@@ -10,6 +10,8 @@
 pub mod contract;
 pub mod jobs;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 pub use jobs::{AgentMatch, JobQuery, JobRecord, JobStore, JobUpdate, ListKey};
 
