@@ -10,6 +10,8 @@
 pub mod contract;
 pub mod jobs;
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
