@@ -179,55 +179,38 @@ async fn contract_holds_on_a_store_shared_by_two_nodes() {
 /// Alternates every call between two nodes' job stores.
 struct SplitJobs<A, B>(A, B, AtomicU64);
 
+impl<A, B> SplitJobs<A, B> {
+    /// Whether this call goes to the first node.
+    fn turn_of_first(&self) -> bool {
+        self.2.fetch_add(1, Ordering::Relaxed).is_multiple_of(2)
+    }
+}
+
 #[async_trait::async_trait]
 impl<A: JobStore, B: JobStore> JobStore for SplitJobs<A, B> {
     async fn insert(&self, record: arcp_server::store::JobRecord) -> Result<(), StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.insert(record).await
-        } else {
-            self.1.insert(record).await
-        }
+        if self.turn_of_first() { self.0.insert(record).await } else { self.1.insert(record).await }
     }
     async fn update(&self, job_id: &JobId, update: JobUpdate) -> Result<(), StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.update(job_id, update).await
-        } else {
-            self.1.update(job_id, update).await
-        }
+        if self.turn_of_first() { self.0.update(job_id, update).await } else { self.1.update(job_id, update).await }
     }
     async fn get(&self, job_id: &JobId) -> Result<Option<arcp_server::store::JobRecord>, StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.get(job_id).await
-        } else {
-            self.1.get(job_id).await
-        }
+        if self.turn_of_first() { self.0.get(job_id).await } else { self.1.get(job_id).await }
     }
     async fn remove(&self, job_id: &JobId) -> Result<(), StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.remove(job_id).await
-        } else {
-            self.1.remove(job_id).await
-        }
+        if self.turn_of_first() { self.0.remove(job_id).await } else { self.1.remove(job_id).await }
     }
     async fn list(
         &self,
         query: &arcp_server::store::JobQuery,
     ) -> Result<Vec<arcp_server::store::JobRecord>, StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.list(query).await
-        } else {
-            self.1.list(query).await
-        }
+        if self.turn_of_first() { self.0.list(query).await } else { self.1.list(query).await }
     }
     async fn purge_finished(&self, ended_before_millis: u64) -> Result<usize, StoreError> {
         self.0.purge_finished(ended_before_millis).await
     }
     async fn unfinished(&self, node: &str) -> Result<Vec<arcp_server::store::JobRecord>, StoreError> {
-        if self.2.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-            self.0.unfinished(node).await
-        } else {
-            self.1.unfinished(node).await
-        }
+        if self.turn_of_first() { self.0.unfinished(node).await } else { self.1.unfinished(node).await }
     }
 }
 
@@ -244,7 +227,7 @@ impl<A: IdempotencyStore, B: IdempotencyStore> IdempotencyStore for SplitIdempot
         record: IdempotencyRecord,
         now_millis: u64,
     ) -> Result<Claim, StoreError> {
-        if record.digest[0] % 2 == 0 {
+        if record.digest[0].is_multiple_of(2) {
             self.0.claim(principal, key, record, now_millis).await
         } else {
             self.1.claim(principal, key, record, now_millis).await
@@ -282,7 +265,11 @@ async fn twenty_claims_of_one_key_across_two_nodes_yield_exactly_one_claimed() {
             let (ia, ib, key, r) = (ia.clone(), ib.clone(), key.clone(), r.clone());
             // Real concurrency: each claim in its own task, half on each node.
             tokio::spawn(async move {
-                if i % 2 == 0 { ia.claim("alice", &key, r, now).await } else { ib.claim("alice", &key, r, now).await }
+                if i.is_multiple_of(2) {
+                    ia.claim("alice", &key, r, now).await
+                } else {
+                    ib.claim("alice", &key, r, now).await
+                }
             })
         }))
         .await;
@@ -573,12 +560,9 @@ async fn lost_connections_are_unavailable_then_recovered_with_a_resync() {
         }
     }
     // The listener reconnects and says so.
-    loop {
-        match tokio::time::timeout(NOTICE_WAIT, rx.recv()).await.expect("no Resync after a lost listening connection") {
-            Ok(AppendNotice::Resync) => break,
-            Ok(other) => panic!("unexpected {other:?}"),
-            Err(e) => panic!("{e}"),
-        }
+    match tokio::time::timeout(NOTICE_WAIT, rx.recv()).await.expect("no Resync after a lost listening connection") {
+        Ok(AppendNotice::Resync) => {}
+        other => panic!("expected Resync, got {other:?}"),
     }
     let mut next = 2;
     loop {
@@ -625,8 +609,8 @@ async fn a_dead_nodes_jobs_are_adopted_exactly_once() {
     jobs.insert(mine.clone()).await.unwrap();
 
     // Many adopters on both nodes race: exactly one gets every orphan.
-    let results = futures_util::future::join_all((0..8).map(|i| {
-        let (store, by, dead) = if i % 2 == 0 {
+    let results = futures_util::future::join_all((0..8_u32).map(|i| {
+        let (store, by, dead) = if i.is_multiple_of(2) {
             (a.clone(), live_a.clone(), dead.clone())
         } else {
             (b.clone(), live_b.clone(), dead.clone())
