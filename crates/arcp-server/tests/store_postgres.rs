@@ -446,7 +446,7 @@ async fn a_reopened_store_sees_everything() {
         .await
         .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,7 +468,7 @@ async fn nodes_starting_together_migrate_once() {
         .await
         .unwrap();
     let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, vec![(COMPONENT.to_owned(), 1)]);
+    assert_eq!(got, vec![(COMPONENT.to_owned(), 1), (COMPONENT.to_owned(), 2)]);
     for s in &stores {
         s.ping().await.unwrap();
     }
@@ -636,6 +636,64 @@ async fn a_dead_nodes_jobs_are_adopted_exactly_once() {
     // A live node is not adoptable.
     assert!(b.adopt_orphans(&live_a, &live_b, cutoff).await.unwrap().is_empty());
     assert_eq!(jobs.get(&mine.job_id).await.unwrap(), Some(mine));
+}
+
+/// `adopt`: the dead node's jobs stay under its id; exactly one of many racing adopters
+/// wins; an adopter that dies makes the node adoptable again; a node with nothing
+/// unfinished is forgotten; a heartbeat clears an adoption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_claims_a_dead_node_once_and_again_when_its_adopter_dies() {
+    let Some(db) = TestDb::create().await else { return };
+    let (a, b) = (db.open().await, db.open().await);
+    let now = contract::wall_millis();
+    let cutoff = now - 60_000;
+    let dead = contract::unique("node_dead");
+    let idle = contract::unique("node_idle");
+    let (live_a, live_b) = (contract::unique("node_a"), contract::unique("node_b"));
+    a.heartbeat(&dead, now - 120_000).await.unwrap();
+    a.heartbeat(&idle, now - 120_000).await.unwrap();
+    a.heartbeat(&live_a, now).await.unwrap();
+    b.heartbeat(&live_b, now).await.unwrap();
+    let jobs = a.job_store();
+    let orphan = contract::job_record("alice", &dead, "sum", JobStatus::Running, 1_000, true);
+    jobs.insert(orphan.clone()).await.unwrap();
+    jobs.insert(contract::job_record("alice", &idle, "sum", JobStatus::Success, 1_001, false)).await.unwrap();
+    assert_eq!(a.dead_nodes(cutoff).await.unwrap(), {
+        let mut v = vec![dead.clone(), idle.clone()];
+        v.sort();
+        v
+    });
+
+    let results = futures_util::future::join_all((0..8_u32).map(|i| {
+        let (store, by) = if i.is_multiple_of(2) { (a.clone(), live_a.clone()) } else { (b.clone(), live_b.clone()) };
+        let dead = dead.clone();
+        tokio::spawn(async move { (by.clone(), store.adopt(&dead, &by, cutoff).await.unwrap()) })
+    }))
+    .await;
+    let winners: Vec<String> =
+        results.into_iter().map(Result::unwrap).filter(|(_, won)| *won).map(|(by, _)| by).collect();
+    assert_eq!(winners.len(), 1, "exactly one adopter: {winners:?}");
+    // The jobs stay under the dead node, for Runtime::recover_node.
+    assert_eq!(jobs.unfinished(&dead).await.unwrap(), vec![orphan.clone()]);
+    assert!(!a.dead_nodes(cutoff).await.unwrap().contains(&dead), "adopted by a live node");
+    // A node without unfinished jobs is forgotten, not adopted.
+    assert!(!a.adopt(&idle, &live_a, cutoff).await.unwrap());
+    assert!(!a.dead_nodes(cutoff).await.unwrap().contains(&idle));
+
+    // The adopter dies before ending the jobs: once it counts as dead, the node is adoptable
+    // again (by the other live node).
+    let later = now + 600_000;
+    let later_cutoff = later - 60_000;
+    let survivor = if winners[0] == live_a { live_b.clone() } else { live_a.clone() };
+    a.heartbeat(&survivor, later).await.unwrap();
+    let listed = a.dead_nodes(later_cutoff).await.unwrap();
+    assert!(listed.contains(&dead) && listed.contains(&winners[0]), "{listed:?}");
+    assert!(b.adopt(&dead, &survivor, later_cutoff).await.unwrap());
+    assert!(!a.adopt(&dead, &survivor, later_cutoff).await.unwrap(), "already adopted by a live node");
+    // A heartbeat of the dead node clears the adoption: it is alive.
+    a.heartbeat(&dead, later).await.unwrap();
+    assert!(!a.dead_nodes(later_cutoff).await.unwrap().contains(&dead));
+    assert!(!b.adopt(&dead, &survivor, later_cutoff).await.unwrap());
 }
 
 /// A store's handles can be shared across tasks and outlive the `PgStore` value.

@@ -44,11 +44,31 @@
 //!
 //! # Node liveness
 //!
-//! Nodes record themselves in `arcp_nodes` with [`PgStore::heartbeat`]. A node whose
-//! heartbeat is older than a cut-off is presumed dead ([`PgStore::dead_nodes`]); its unfinished
-//! jobs are taken over by exactly one live node with [`PgStore::adopt_orphans`] (one statement
-//! that deletes the dead node's row and moves its `pending`/`running` jobs to the adopter, so
-//! a racing adopter gets nothing). The adopter then ends them like its own after a restart.
+//! The protocol, for runtimes sharing a database:
+//!
+//! 1. every node calls [`PgStore::heartbeat`] periodically (say every 10 s);
+//! 2. every node periodically asks [`PgStore::dead_nodes`] for the nodes to adopt: those whose
+//!    heartbeat is older than a cut-off (say `now - 60 s`, well above the heartbeat period and
+//!    the clock skew between nodes: times are the nodes' wall clocks), unless a live node
+//!    already adopted them;
+//! 3. for each, it claims the node, one of two ways (the same cut-off, one statement each, so
+//!    of any number of racing adopters exactly one wins):
+//!    - [`PgStore::adopt`] marks the dead node as adopted by the caller and leaves its jobs
+//!      recorded under the dead node's id; the winner then ends them
+//!      ([`Runtime::recover_node`](crate::Runtime::recover_node) reads
+//!      [`JobStore::unfinished`](crate::store::JobStore::unfinished) of the dead node). If
+//!      the adopter dies before it is done, the dead node becomes adoptable again once the
+//!      adopter itself counts as dead. A dead node without unfinished jobs is simply forgotten
+//!      (its row deleted; the claim answers `false`).
+//!    - [`PgStore::adopt_orphans`] moves the dead node's unfinished jobs to the caller and
+//!      returns them, deleting the dead node's row; the caller ends them as its own (and its
+//!      own restart would find them if it died first).
+//!
+//! An adopter must heartbeat itself: an adoption by a node without a live heartbeat does not
+//! hold. A node that never sent a heartbeat is never presumed dead (its own restart recovers
+//! its jobs). A node presumed dead that comes back heartbeats again, which clears any adoption of
+//! it — but jobs another node already ended stay ended: the cut-off must be long enough that
+//! a live node is never presumed dead.
 //!
 //! # Numbers and failures
 //!

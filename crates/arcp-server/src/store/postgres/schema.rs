@@ -7,7 +7,7 @@
 //! PostgreSQL `text` cannot hold a NUL character, a frame may.
 
 /// The steps; step `i` brings the component to version `i + 1`.
-pub(super) const STEPS: &[&str] = &[V1];
+pub(super) const STEPS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE arcp_events (
@@ -72,4 +72,9 @@ CREATE TABLE arcp_nodes (
     node_id text PRIMARY KEY,
     heartbeat_at_millis bigint NOT NULL
 );
+"#;
+
+/// Adoption of a dead node by a live one ([`PgStore::adopt`](super::PgStore::adopt)).
+const V2: &str = r#"
+ALTER TABLE arcp_nodes ADD COLUMN adopted_by text;
 "#;
