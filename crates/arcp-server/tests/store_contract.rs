@@ -69,7 +69,7 @@ mod sqlite {
     }
 
     fn open(path: &Path) -> SqliteStore {
-        SqliteStore::open(path, SqliteOptions::default()).unwrap()
+        SqliteStore::open_blocking(path, SqliteOptions::default()).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +86,7 @@ mod sqlite {
             max_bytes_per_session: contract::CAPPED_MAX_BYTES,
             ..SqliteOptions::default()
         };
-        contract::event_log_caps(&SqliteStore::open(dir.db(), options).unwrap().event_log()).await;
+        contract::event_log_caps(&SqliteStore::open(dir.db(), options).await.unwrap().event_log()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +268,7 @@ mod sqlite {
         let dir = TempDir::new();
         let path = dir.db();
         let options = SqliteOptions { busy_timeout: Duration::from_millis(50), ..SqliteOptions::default() };
-        let store = SqliteStore::open(&path, options).unwrap();
+        let store = SqliteStore::open(&path, options).await.unwrap();
         let log = store.event_log();
         log.append(&sid(1), contract::event(1, &job(1))).await.unwrap();
         // Another connection takes the write lock and holds it.
@@ -279,9 +279,11 @@ mod sqlite {
         let r = store.job_store().insert(contract::job_record("p", "n", "a", JobStatus::Pending, 1, false)).await;
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
         assert!(store.stats().failed_batches >= 2);
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))), "a locked database is not ready");
         // Reads still work (WAL) and the failed append left nothing behind.
         assert_eq!(log.read_since(&sid(1), EventSeq::ZERO, 10).await.unwrap().len(), 1);
         blocker.execute_batch("ROLLBACK").unwrap();
+        store.ping().await.unwrap();
         log.append(&sid(1), contract::event(2, &job(1))).await.unwrap();
         assert_eq!(log.read_since(&sid(1), EventSeq::ZERO, 10).await.unwrap().len(), 2);
     }
@@ -324,7 +326,7 @@ mod sqlite {
         conn.execute(&format!("INSERT INTO {MIGRATIONS_TABLE} (component, version) VALUES (?1, 99)"), [COMPONENT])
             .unwrap();
         drop(conn);
-        let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        let err = SqliteStore::open(&path, SqliteOptions::default()).await.unwrap_err();
         assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("version 99")), "{err:?}");
     }
 
@@ -334,9 +336,9 @@ mod sqlite {
         // Not a database.
         let junk = dir.0.join("junk.db");
         std::fs::write(&junk, b"this is not a sqlite database, not even close.........................").unwrap();
-        assert!(matches!(SqliteStore::open(&junk, SqliteOptions::default()), Err(StoreError::Unavailable(_))));
+        assert!(matches!(SqliteStore::open(&junk, SqliteOptions::default()).await, Err(StoreError::Unavailable(_))));
         // A directory.
-        assert!(matches!(SqliteStore::open(&dir.0, SqliteOptions::default()), Err(StoreError::Unavailable(_))));
+        assert!(matches!(SqliteStore::open(&dir.0, SqliteOptions::default()).await, Err(StoreError::Unavailable(_))));
         // A row written by something else that does not decode.
         let path = dir.db();
         let store = open(&path);
@@ -360,11 +362,8 @@ mod sqlite {
             limit: 10,
         };
         assert!(matches!(store.job_store().list(&q).await, Err(StoreError::Unavailable(_))));
-        conn.execute(
-            "INSERT INTO arcp_events (session_id, seq, job_id, frame, bytes) VALUES ('s', 5, '', 'f', 1)",
-            [],
-        )
-        .unwrap();
+        conn.execute("INSERT INTO arcp_events (session_id, seq, job_id, frame, bytes) VALUES ('s', 5, '', 'f', 1)", [])
+            .unwrap();
         let err = store.event_log().read_since(&SessionId::parse("s").unwrap(), EventSeq::ZERO, 10).await;
         assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
     }

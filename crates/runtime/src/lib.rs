@@ -3,3 +3,4 @@
 //! (`src/main.rs`) wires it into `arcp serve`.
 
 pub mod plugins;
+pub mod stores;

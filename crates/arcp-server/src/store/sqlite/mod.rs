@@ -157,12 +157,21 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens or creates the database at `path` (creating missing parent directories),
-    /// switches it to WAL, applies the migrations and starts the writer thread. Blocking:
-    /// call it at startup or from [`tokio::task::spawn_blocking`].
+    /// switches it to WAL, applies the migrations and starts the writer thread. The blocking
+    /// work runs on [`tokio::task::spawn_blocking`].
     ///
     /// Fails with [`StoreError::Unavailable`] when the file cannot be opened, is not a
     /// database, or holds a schema newer than this build knows.
-    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path, options))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the SQLite store failed: {e}")))?
+    }
+
+    /// [`SqliteStore::open`] for synchronous callers (blocks the calling thread; inside an
+    /// async runtime use [`SqliteStore::open`]).
+    pub fn open_blocking(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -176,6 +185,20 @@ impl SqliteStore {
         readers.warm_up()?;
         let writer = Writer::start(conn, &options)?;
         Ok(SqliteStore { shared: Arc::new(Shared { writer, readers, options }), path: Arc::new(path) })
+    }
+
+    /// Checks that the database answers: a read on the read pool, and an (empty) write
+    /// transaction through the writer thread (so a database locked by another process, or a
+    /// stopped writer, is reported).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.shared
+            .readers
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM arcp_schema_migrations", [], |r| r.get::<_, i64>(0))
+                    .map_err(unavailable)
+            })
+            .await?;
+        self.shared.writer.write(|_| Ok(())).await
     }
 
     /// The database file.

@@ -1,0 +1,5 @@
+//! Durable [`TokenStore`](channel_core::TokenStore)s for the channel: the continuation-token
+//! state kept in the same database as the ARCP stores, so a channel conversation survives a
+//! restart.
+
+pub mod sqlite_tokens;
