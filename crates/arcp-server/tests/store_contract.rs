@@ -120,6 +120,43 @@ mod sqlite {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_event_log_walks_like_the_memory_log() {
+        let dir = TempDir::new();
+        let store = open(&dir.db());
+        let (events, bytes) =
+            (SqliteOptions::default().max_events_per_session, SqliteOptions::default().max_bytes_per_session);
+        for seed in 1..=4 {
+            contract::event_log_against_model(&store.event_log(), seed, 300, events, bytes).await;
+        }
+        // Small caps, so the walk keeps running into them.
+        let capped = TempDir::new();
+        let options =
+            SqliteOptions { max_events_per_session: 6, max_bytes_per_session: 120, ..SqliteOptions::default() };
+        let store = SqliteStore::open(capped.db(), options).await.unwrap();
+        for seed in 1..=8 {
+            contract::event_log_against_model(&store.event_log(), seed, 300, 6, 120).await;
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+        /// Random walks (seeds from proptest) of the SQLite job store and event log against
+        /// the memory stores.
+        #[test]
+        fn sqlite_stores_walk_like_the_memory_stores(seed in proptest::prelude::any::<u64>()) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = TempDir::new();
+                let options = SqliteOptions { max_events_per_session: 5, max_bytes_per_session: 100, ..SqliteOptions::default() };
+                let store = SqliteStore::open(dir.db(), options).await.unwrap();
+                contract::job_store_against_model(&store.job_store(), seed, 150).await;
+                contract::event_log_against_model(&store.event_log(), seed, 150, 5, 100).await;
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_contract_on_one_shared_file() {
         // The functions isolate themselves: they may share one database.
         let dir = TempDir::new();

@@ -31,7 +31,7 @@ use arcp_core::message::{Credential, JobAccepted, JobStatus, LeaseConstraints, L
 use arcp_core::{EventSeq, JobId, SessionId, Timestamp, TraceId};
 use futures_util::future::join_all;
 
-use super::memory::MemoryJobStore;
+use super::memory::{MemoryEventLog, MemoryJobStore};
 use super::{
     AgentMatch, Claim, EventLog, IdempotencyRecord, IdempotencyStore, JobQuery, JobRecord, JobStore, JobUpdate,
     ListKey, LogBounds, ResumeRecord, ResumeStore, StoreError, StoredEvent,
@@ -270,6 +270,74 @@ pub async fn event_log_caps(log: &dyn EventLog) {
     let euro = "€".repeat(CAPPED_MAX_BYTES / 3 + 1); // 3 bytes each: just above the cap
     assert_capacity(log.append(&m, event_with_frame(1, &job, &euro)).await, "bytes, not characters");
     for s in [&s, &t, &b, &m] {
+        log.purge(s, None).await.unwrap();
+    }
+}
+
+/// A deterministic random walk (from `seed`) of `steps` appends (in order, repeated, out of
+/// order, large), partial and full purges and reads over a few sessions, compared with a
+/// [`MemoryEventLog`] with the same caps (`max_events`, `max_bytes`: what `log` was
+/// configured with): every outcome (`Ok`, `Conflict`, `CapacityExceeded`), every read and
+/// every bound equal.
+pub async fn event_log_against_model(log: &dyn EventLog, seed: u64, steps: usize, max_events: usize, max_bytes: usize) {
+    let model = MemoryEventLog::with_caps(max_events, max_bytes);
+    let mut rng = Rng(seed);
+    let sessions: Vec<SessionId> = (0..3).map(|_| sid("sess_model")).collect();
+    let job = jid("job_model");
+    let mut newest = [0u64; 3];
+    for step in 0..steps {
+        let i = rng.below(sessions.len());
+        let s = &sessions[i];
+        match rng.below(10) {
+            0..=5 => {
+                let n = match rng.below(6) {
+                    0 => newest[i],                                     // a repeat
+                    1 => newest[i].saturating_sub(rng.below(3) as u64), // an older one
+                    2 => newest[i] + 2 + rng.below(5) as u64,           // a gap
+                    _ => newest[i] + 1,
+                }
+                .max(1);
+                let len =
+                    if rng.below(8) == 0 { rng.below(max_bytes.saturating_add(2).min(100_000)) } else { rng.below(40) };
+                let frame = "f".repeat(len);
+                let a = log.append(s, event_with_frame(n, &job, &frame)).await;
+                let b = model.append(s, event_with_frame(n, &job, &frame)).await;
+                assert_eq!(
+                    std::mem::discriminant(&a),
+                    std::mem::discriminant(&b),
+                    "step {step}: append {n} ({len} bytes): {a:?} vs model {b:?}"
+                );
+                match (&a, &b) {
+                    (Err(x), Err(y)) => assert_eq!(
+                        std::mem::discriminant(x),
+                        std::mem::discriminant(y),
+                        "step {step}: append {n}: {a:?} vs model {b:?}"
+                    ),
+                    (Ok(()), Ok(())) => newest[i] = n,
+                    _ => {}
+                }
+            }
+            6 => {
+                let up_to = if rng.below(4) == 0 { None } else { Some(seq(rng.below(newest[i] as usize + 2) as u64)) };
+                log.purge(s, up_to).await.unwrap();
+                model.purge(s, up_to).await.unwrap();
+                if up_to.is_none_or(|u| u.get() >= newest[i]) {
+                    newest[i] = 0;
+                }
+            }
+            _ => {
+                let after = seq(rng.below(newest[i] as usize + 2) as u64);
+                let limit = [0, 1, 3, usize::MAX][rng.below(4)];
+                assert_eq!(
+                    log.read_since(s, after, limit).await.unwrap(),
+                    model.read_since(s, after, limit).await.unwrap(),
+                    "step {step}: read_since({after}, {limit})"
+                );
+            }
+        }
+        assert_eq!(log.bounds(s).await.unwrap(), model.bounds(s).await.unwrap(), "step {step}: bounds");
+    }
+    for s in &sessions {
         log.purge(s, None).await.unwrap();
     }
 }
