@@ -2,4 +2,5 @@
 //! state kept in the same database as the ARCP stores, so a channel conversation survives a
 //! restart.
 
+pub mod postgres_tokens;
 pub mod sqlite_tokens;
