@@ -148,6 +148,26 @@ async fn contract_event_log_caps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_event_log_walks_like_the_memory_log() {
+    let Some(db) = TestDb::create().await else { return };
+    let store = db.open().await;
+    for seed in [1, 2, 3] {
+        contract::event_log_against_model(
+            &store.event_log(),
+            seed,
+            300,
+            arcp_server::store::memory::DEFAULT_MAX_EVENTS_PER_SESSION,
+            arcp_server::store::memory::DEFAULT_MAX_BYTES_PER_SESSION,
+        )
+        .await;
+    }
+    let small = db.open_with(db.options().with_event_caps(6, 120)).await;
+    for seed in [4, 5, 6] {
+        contract::event_log_against_model(&small.event_log(), seed, 300, 6, 120).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_resume_store() {
     let Some(db) = TestDb::create().await else { return };
     contract::resume_store(&db.open().await.resume_store()).await;
@@ -173,7 +193,53 @@ async fn contract_holds_on_a_store_shared_by_two_nodes() {
     let (a, b) = (db.open().await, db.open().await);
     contract::idempotency_race(&SplitIdempotency(a.idempotency_store(), b.idempotency_store()), 32).await;
     contract::event_log_concurrent(&a.event_log(), 8, 10).await;
+    let (sa, sb) = (
+        db.open_with(db.options().with_event_caps(6, 120)).await,
+        db.open_with(db.options().with_event_caps(6, 120)).await,
+    );
+    contract::event_log_against_model(&SplitLog(sa.event_log(), sb.event_log(), AtomicU64::new(0)), 7, 300, 6, 120)
+        .await;
     contract::job_store_against_model(&SplitJobs(a.job_store(), b.job_store(), AtomicU64::new(0)), 0xb0b, 150).await;
+}
+
+/// Alternates every call between two nodes' event logs.
+struct SplitLog<A, B>(A, B, AtomicU64);
+
+#[async_trait::async_trait]
+impl<A: EventLog, B: EventLog> EventLog for SplitLog<A, B> {
+    async fn append(&self, session: &SessionId, event: StoredEvent) -> Result<(), StoreError> {
+        if self.2.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+            self.0.append(session, event).await
+        } else {
+            self.1.append(session, event).await
+        }
+    }
+    async fn read_since(
+        &self,
+        session: &SessionId,
+        after: EventSeq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.2.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+            self.0.read_since(session, after, limit).await
+        } else {
+            self.1.read_since(session, after, limit).await
+        }
+    }
+    async fn bounds(&self, session: &SessionId) -> Result<Option<arcp_server::store::LogBounds>, StoreError> {
+        if self.2.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+            self.0.bounds(session).await
+        } else {
+            self.1.bounds(session).await
+        }
+    }
+    async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError> {
+        if self.2.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+            self.0.purge(session, up_to).await
+        } else {
+            self.1.purge(session, up_to).await
+        }
+    }
 }
 
 /// Alternates every call between two nodes' job stores.
@@ -377,8 +443,10 @@ async fn a_seq_taken_on_node_a_is_a_conflict_on_node_b() {
     assert_eq!(got.iter().map(|e| e.seq.get()).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
 }
 
+/// Like the memory log: the newest seq survives a partial purge that keeps events, and a log
+/// emptied by a purge starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partial_purge_keeps_the_newest_seq_and_a_full_purge_starts_over() {
+async fn purges_keep_or_forget_the_newest_seq_like_the_memory_log() {
     let Some(db) = TestDb::create().await else { return };
     let log = db.open().await.event_log();
     let s = sid("sess_highwater");
@@ -386,11 +454,11 @@ async fn a_partial_purge_keeps_the_newest_seq_and_a_full_purge_starts_over() {
     for n in 1..=3 {
         log.append(&s, contract::event(n, &job)).await.unwrap();
     }
+    log.purge(&s, Some(seq(2))).await.unwrap();
+    assert!(matches!(log.append(&s, contract::event(3, &job)).await, Err(StoreError::Conflict(_))));
     log.purge(&s, Some(seq(3))).await.unwrap();
     assert_eq!(log.bounds(&s).await.unwrap(), None);
-    // Seqs the clients have seen are never reused, even when no event is kept.
-    assert!(matches!(log.append(&s, contract::event(2, &job)).await, Err(StoreError::Conflict(_))));
-    log.append(&s, contract::event(4, &job)).await.unwrap();
+    log.append(&s, contract::event(2, &job)).await.unwrap();
     log.purge(&s, None).await.unwrap();
     log.append(&s, contract::event(1, &job)).await.unwrap();
 }

@@ -31,8 +31,11 @@ WITH s AS (
 )
 SELECT pg_notify($8::text, e.session_id || ' ' || e.seq::text) FROM e";
 
-/// Drops a session's events up to a seq and lowers its totals by what was dropped (its
-/// newest seq stays, even when nothing is left: a seq is never used twice).
+/// Drops a session's events up to a seq and lowers its totals by what was dropped; a session
+/// left with no event forgets its newest seq (as [`MemoryEventLog`] does: the next append may
+/// start anywhere).
+///
+/// [`MemoryEventLog`]: crate::store::memory::MemoryEventLog
 const PURGE_UP_TO: &str = "
 WITH d AS (
     DELETE FROM arcp_events WHERE session_id = $1 AND seq <= $2 RETURNING frame_bytes
@@ -41,6 +44,9 @@ UPDATE arcp_event_sessions
 SET events = events - (SELECT count(*) FROM d),
     bytes = bytes - (SELECT coalesce(sum(frame_bytes), 0)::bigint FROM d)
 WHERE session_id = $1 AND EXISTS (SELECT 1 FROM d)";
+
+/// The second statement of a partial purge (same transaction).
+const FORGET_EMPTY: &str = "DELETE FROM arcp_event_sessions WHERE session_id = $1 AND events <= 0";
 
 /// Drops a session's whole log: it starts over.
 const PURGE_ALL: &str = "
@@ -190,15 +196,19 @@ impl EventLog for PgEventLog {
     }
 
     async fn purge(&self, session: &SessionId, up_to: Option<EventSeq>) -> Result<(), StoreError> {
-        let client = self.shared.client().await?;
+        let mut client = self.shared.client().await?;
         match up_to {
             None => {
                 let statement = client.prepare_cached(PURGE_ALL).await.map_err(db_error)?;
                 client.execute(&statement, &[&session.as_str()]).await.map_err(db_error)?;
             }
             Some(up_to) => {
-                let statement = client.prepare_cached(PURGE_UP_TO).await.map_err(db_error)?;
-                client.execute(&statement, &[&session.as_str(), &to_i64(up_to.get())]).await.map_err(db_error)?;
+                let tx = client.transaction().await.map_err(db_error)?;
+                let purge = tx.prepare_cached(PURGE_UP_TO).await.map_err(db_error)?;
+                tx.execute(&purge, &[&session.as_str(), &to_i64(up_to.get())]).await.map_err(db_error)?;
+                let forget = tx.prepare_cached(FORGET_EMPTY).await.map_err(db_error)?;
+                tx.execute(&forget, &[&session.as_str()]).await.map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
             }
         }
         Ok(())

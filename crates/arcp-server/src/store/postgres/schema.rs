@@ -19,8 +19,7 @@ CREATE TABLE arcp_events (
     PRIMARY KEY (session_id, seq)
 );
 
--- One row per session: the newest seq ever appended (kept when a partial purge empties the
--- log, so a seq is never reused; dropped by a full purge) and the buffered totals the caps
+-- One row per session with kept events: the newest seq and the buffered totals the caps
 -- apply to. The append statement updates it and inserts the event together.
 CREATE TABLE arcp_event_sessions (
     session_id text PRIMARY KEY,
