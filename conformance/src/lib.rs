@@ -8,7 +8,13 @@
 //!
 //! What a server must provide: a bearer token accepted for one principal, and the agents of
 //! the `arcp serve` contract (`echo`, `count`, `sleep`, `chunks`, `delegate`, see `runtime.md`). Cases that need an
-//! agent the server does not advertise are reported as skipped, with the reason.
+//! agent the server does not advertise are reported as skipped, with the reason. A server may
+//! also host the fixture [`VERSIONED_FIXTURE`] ([`register_fixtures`]), which lets the §7.5
+//! cases check version resolution fully.
+//!
+//! [`coverage`] lists the requirements that no wire case can check, each with the unit or
+//! integration test that checks it or the reason it does not apply; `CONFORMANCE.md` shows
+//! both lists.
 //!
 //! [`channel`] is the second suite: the channel protocol (`sessionId` + single-use
 //! `continuationToken`), run by [`channel::run_channel`] against the in-process port, an
@@ -17,11 +23,44 @@
 
 mod cases;
 pub mod channel;
+pub mod coverage;
 
-/// The agents of the `arcp serve` contract, for in-process targets.
+/// The agents of the `arcp serve` contract.
 pub fn reference_agents() -> arcp_server::AgentRegistry {
     // Registering fixed, valid names cannot fail; an empty registry would show up as skips.
     arcp_server::builtin::registry().unwrap_or_default()
+}
+
+/// The name of the versioned fixture agent (§7.5).
+pub const VERSIONED_FIXTURE: &str = "conformance.versioned";
+
+/// The versions of [`VERSIONED_FIXTURE`], in registration order; the last is the default.
+pub const VERSIONED_FIXTURE_VERSIONS: [&str; 2] = ["1.0.0", "2.0.0"];
+
+/// Registers the conformance fixture agents in `registry`: [`VERSIONED_FIXTURE`] at the
+/// versions [`VERSIONED_FIXTURE_VERSIONS`] (in that order, so the default `2.0.0` is not the
+/// first registered), each returning `{"version": "<its version>"}`.
+///
+/// A server that hosts it gets the full §7.5 resolution cases (default, pinned, listing by
+/// `name@version`); without it those cases check what the contract agents allow.
+pub fn register_fixtures(registry: &mut arcp_server::AgentRegistry) -> Result<(), arcp_core::Error> {
+    for version in VERSIONED_FIXTURE_VERSIONS {
+        registry.register_version(VERSIONED_FIXTURE, version, move |_ctx, _input| async move {
+            Ok(serde_json::json!({ "version": version }))
+        })?;
+    }
+    registry.set_default(VERSIONED_FIXTURE, VERSIONED_FIXTURE_VERSIONS[1])?;
+    Ok(())
+}
+
+/// What the in-process targets host: the contract agents ([`reference_agents`]) and the
+/// fixtures ([`register_fixtures`]).
+pub fn in_process_agents() -> arcp_server::AgentRegistry {
+    let mut registry = reference_agents();
+    // Fixed, valid names and versions: registering cannot fail; a missing fixture would only
+    // narrow the §7.5 cases, which the in-process test would not notice, so check it there.
+    let _ = register_fixtures(&mut registry);
+    registry
 }
 mod peer;
 mod report;
@@ -31,7 +70,7 @@ use std::time::Duration;
 use arcp_server::Runtime;
 
 pub use cases::{Case, CaseFn, all_cases};
-pub use peer::{FRAME_TIMEOUT, Failure, Peer};
+pub use peer::{FRAME_TIMEOUT, Failure, Peer, check_error_payloads};
 pub use report::{Outcome, Report, render_conformance_md};
 
 /// What to test.

@@ -13,6 +13,37 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// A failed expectation.
 pub type Failure = String;
 
+/// Checks every error object in a received frame (§12.1, decision 10): the payload of
+/// `session.error` and `job.error` and the `error` of a `tool_result` event must carry a
+/// string `code`, a string `message` and a boolean `retryable`, and a canonical code with a
+/// pinned value (`INTERNAL_ERROR` true; `LEASE_EXPIRED`, `BUDGET_EXHAUSTED`,
+/// `AGENT_VERSION_NOT_AVAILABLE` false) must carry that value. [`Peer::recv`] applies it to
+/// every frame, so any case that receives an error checks it.
+pub fn check_error_payloads(frame: &Value) -> Result<(), Failure> {
+    let error = match frame["type"].as_str() {
+        Some("session.error" | "job.error") => &frame["payload"],
+        Some("job.event") if frame["payload"]["kind"] == "tool_result" => match frame["payload"]["body"].get("error") {
+            Some(error) => error,
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    let code = error["code"].as_str().ok_or("an error object without a string `code`")?;
+    if !error["message"].is_string() {
+        return Err(format!("error {code} without a string `message` (§12.1)"));
+    }
+    let retryable = error["retryable"]
+        .as_bool()
+        .ok_or_else(|| format!("error {code} without a boolean `retryable` (decision 10)"))?;
+    if let Some(arcp_core::Retryable::Pinned(pinned)) =
+        arcp_core::ErrorCode::parse(code).ok().map(|c| c.retryable_rule())
+        && retryable != pinned
+    {
+        return Err(format!("error {code} must always carry retryable: {pinned} (decision 10)"));
+    }
+    Ok(())
+}
+
 /// A connection driven frame by frame.
 pub struct Peer {
     tx: Option<mpsc::UnboundedSender<String>>,
@@ -98,6 +129,7 @@ impl Peer {
             serde_json::from_str(&frame).map_err(|e| format!("the server sent invalid JSON ({e}): {frame}"))?;
         arcp_core::decode(frame.as_bytes(), &arcp_core::DecodeOptions::default())
             .map_err(|f| format!("the server sent a frame that does not decode ({}): {frame}", f.error))?;
+        check_error_payloads(&v).map_err(|e| format!("{e}: {frame}"))?;
         if let Some(seq) = v.get("event_seq").and_then(Value::as_u64) {
             if seq != self.last_seq + 1 {
                 return Err(format!("event_seq {seq} after {} (gap or duplicate): {frame}", self.last_seq));
@@ -140,5 +172,41 @@ impl Peer {
     pub fn drop_connection(&mut self) {
         self.tx = None;
         self.rx.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::check_error_payloads;
+
+    fn session_error(payload: serde_json::Value) -> serde_json::Value {
+        json!({"type": "session.error", "payload": payload})
+    }
+
+    #[test]
+    fn error_objects_need_a_boolean_retryable_and_the_pinned_value() {
+        let ok = |p| check_error_payloads(&session_error(p)).is_ok();
+        assert!(ok(json!({"code": "INVALID_REQUEST", "message": "m", "retryable": false})));
+        assert!(ok(json!({"code": "TIMEOUT", "message": "m", "retryable": false})), "a default may be overridden");
+        assert!(!ok(json!({"code": "INVALID_REQUEST", "message": "m"})), "retryable is always present");
+        assert!(!ok(json!({"code": "INVALID_REQUEST", "message": "m", "retryable": "no"})));
+        assert!(!ok(json!({"code": "INVALID_REQUEST", "retryable": false})), "message is required");
+        assert!(!ok(json!({"code": "INTERNAL_ERROR", "message": "m", "retryable": false})));
+        for pinned_false in ["LEASE_EXPIRED", "BUDGET_EXHAUSTED", "AGENT_VERSION_NOT_AVAILABLE"] {
+            assert!(!ok(json!({"code": pinned_false, "message": "m", "retryable": true})), "{pinned_false}");
+        }
+        let job_error =
+            json!({"type": "job.error", "payload": {"code": "INTERNAL_ERROR", "message": "m", "retryable": false}});
+        assert!(check_error_payloads(&job_error).is_err());
+        let tool_result = |error| json!({"type": "job.event", "payload": {"kind": "tool_result", "body": {"call_id": "c", "error": error}}});
+        assert!(
+            check_error_payloads(&tool_result(json!({"code": "BUDGET_EXHAUSTED", "message": "m", "retryable": false})))
+                .is_ok()
+        );
+        assert!(check_error_payloads(&tool_result(json!({"code": "BUDGET_EXHAUSTED", "message": "m"}))).is_err());
+        let void = json!({"type": "job.event", "payload": {"kind": "tool_result", "body": {"call_id": "c"}}});
+        assert!(check_error_payloads(&void).is_ok());
     }
 }

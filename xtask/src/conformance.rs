@@ -77,7 +77,7 @@ fn arcp_target(args: &Args) -> conformance::Target {
                 .with_token("conformance-1", "conformance")
                 .with_token("conformance-2", "conformance")
                 .with_token(OTHER_PRINCIPAL_KEY, "conformance-other");
-            let runtime = Runtime::builder(verifier).agents(conformance::reference_agents()).build();
+            let runtime = Runtime::builder(verifier).agents(conformance::in_process_agents()).build();
             conformance::Target::InProcess {
                 runtime,
                 token: "conformance-1".into(),
@@ -162,6 +162,8 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<()> {
     }
     if args.write_md {
         let mut md = conformance::render_conformance_md(&conformance::all_cases(), arcp.as_ref());
+        md.push('\n');
+        md.push_str(&conformance::coverage::render_coverage_md());
         let by_transport: Vec<(ChannelTransport, &Report)> = channel.iter().map(|(t, r)| (*t, r)).collect();
         md.push('\n');
         md.push_str(&conformance::channel::render_channel_md(

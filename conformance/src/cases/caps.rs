@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::leases::require_feature;
 use super::{Case, SKIP, adopt_welcome, case, ensure, hello_payload, job_id, open, require_agent};
 use crate::{Ctx, Failure, Peer};
 
@@ -26,6 +27,11 @@ pub(super) fn cases() -> Vec<Case> {
             s14_event_buffer_cap_terminates_the_session,
             "14",
             "Exceeding the buffered-events cap (default 10 000) without acks is session.error INTERNAL_ERROR; the session cannot be resumed"
+        ),
+        case!(
+            s14_event_bytes_cap_terminates_the_session,
+            "14",
+            "Exceeding the buffered-bytes cap (default 16 MiB) without acks is session.error INTERNAL_ERROR, retryable, never a silent truncation; the session cannot be resumed"
         ),
     ]
 }
@@ -150,6 +156,42 @@ async fn s14_event_buffer_cap_terminates_the_session(ctx: Ctx) -> Result<(), Fai
     ensure(peer.closes_within(Duration::from_secs(5)).await, "session.error closes")?;
     ensure(peer.last_seq <= 10_000, format!("at most the cap was delivered, saw {}", peer.last_seq))?;
     // Terminated: resuming is refused.
+    let session = peer.session_id.clone().unwrap_or_default();
+    let token = peer.resume_token.clone().unwrap_or_default();
+    let mut again = ctx.connect().await?;
+    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": peer.last_seq});
+    again.send("session.hello", hello_payload(ctx.token(), Some(r)), json!({}))?;
+    let v = again.recv().await?;
+    ensure(
+        v["type"] == "session.error" && v["payload"]["code"] == "RESUME_WINDOW_EXPIRED",
+        format!("a terminated session cannot be resumed, got {v}"),
+    )
+}
+
+async fn s14_event_bytes_cap_terminates_the_session(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_feature(&welcome, "result_chunk")?;
+    require_agent(&welcome, "chunks")?;
+    // 17 chunks of 1 MiB: more bytes than the cap, far fewer events than the event cap.
+    let chunk = 1u64 << 20;
+    peer.send("job.submit", json!({"agent": "chunks", "input": {"bytes": 17 * chunk, "chunk": chunk}}), json!({}))?;
+    let mut received = 0u64;
+    let error = loop {
+        let v = peer.recv().await?;
+        if v["type"] == "session.error" {
+            break v;
+        }
+        if v["payload"]["kind"] == "result_chunk" {
+            received += v["payload"]["body"]["data"].as_str().map_or(0, |d| d.len() as u64);
+        }
+        if v["type"] == "job.result" || v["type"] == "job.error" {
+            return Err(format!("{SKIP} 17 MiB of events were buffered (the cap is above the default)"));
+        }
+    };
+    ensure(is_cap_error(&error), format!("expected INTERNAL_ERROR retryable:true, got {error}"))?;
+    ensure(peer.closes_within(Duration::from_secs(5)).await, "session.error closes")?;
+    ensure(received <= 16 * chunk, format!("at most the cap was delivered, got {received} bytes of chunks"))?;
+    ensure(received.is_multiple_of(chunk), format!("whole chunks only, never a truncated one: {received} bytes"))?;
     let session = peer.session_id.clone().unwrap_or_default();
     let token = peer.resume_token.clone().unwrap_or_default();
     let mut again = ctx.connect().await?;

@@ -16,6 +16,11 @@ pub(super) fn cases() -> Vec<Case> {
             "progress events carry 0 ≤ current ≤ total (count: current 1..n, total n)"
         ),
         case!(
+            s8_2_progress_is_not_delivered_without_the_feature,
+            "8.2",
+            "decision 23: a session that did not negotiate progress receives no progress event, and the job is not failed for emitting them"
+        ),
+        case!(
             s8_4_chunks_are_contiguous_and_end_with_the_result_id,
             "8.4",
             "result_chunks share one result_id, chunk_seq runs 0,1,2… with more:false last; job.result carries result_id and result_size, no inline result"
@@ -128,5 +133,27 @@ async fn s8_4_no_chunks_without_the_feature(ctx: Ctx) -> Result<(), Failure> {
     ensure(
         last["type"] == "job.error" && last["payload"]["code"] == "INVALID_REQUEST",
         format!("expected job.error INVALID_REQUEST, got {last}"),
+    )
+}
+
+async fn s8_2_progress_is_not_delivered_without_the_feature(ctx: Ctx) -> Result<(), Failure> {
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.token(), None);
+    hello["capabilities"]["features"] = json!(["result_chunk"]);
+    peer.send("session.hello", hello, json!({}))?;
+    let welcome = peer.recv().await?;
+    ensure(welcome["type"] == "session.welcome", format!("expected session.welcome, got {welcome}"))?;
+    adopt_welcome(&mut peer, &welcome)?;
+    require_agent(&welcome, "count")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "count", "input": {"n": 5}})).await?;
+    let frames = until_terminal(&mut peer, &job_id(&accepted)?).await?;
+    ensure(
+        !frames.iter().any(|f| f["payload"]["kind"] == "progress"),
+        format!("no progress event without the feature: {frames:?}"),
+    )?;
+    let last = frames.last().cloned().unwrap_or_default();
+    ensure(
+        last["type"] == "job.result" && last["payload"]["result"]["count"] == 5,
+        format!("the job runs to its result, got {last}"),
     )
 }

@@ -42,6 +42,11 @@ pub(super) fn cases() -> Vec<Case> {
             "10",
             "Cancelling a parent ends its running child with job.error CANCELLED"
         ),
+        case!(
+            s11_the_trace_id_reaches_every_envelope_of_the_job_tree,
+            "11",
+            "A submitted trace_id is carried by every job-scoped envelope of the job and of its delegated child (job.accepted envelope and payload, events, results)"
+        ),
     ]
 }
 
@@ -199,4 +204,32 @@ async fn s10_cancelling_the_parent_ends_the_child(ctx: Ctx) -> Result<(), Failur
         )?;
     }
     Ok(())
+}
+
+async fn s11_the_trace_id_reaches_every_envelope_of_the_job_tree(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "delegate")?;
+    require_agent(&welcome, "echo")?;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let payload = json!({"agent": "delegate", "input": {"agent": "echo", "input": 1},
+                         "lease_request": {"agent.delegate": ["echo"]}});
+    peer.send("job.submit", payload, json!({"trace_id": trace}))?;
+    let accepted = peer.recv_type("job.accepted").await?;
+    let parent = job_id(&accepted)?;
+    let mut frames = vec![accepted];
+    frames.extend(all_until_terminal(&mut peer, &parent).await?);
+    let kids = children(&frames);
+    ensure(kids.len() == 2, format!("the parent's and one child's job.accepted, got {}", kids.len()))?;
+    let child = job_id(kids[1])?;
+    let tree = [parent.as_str(), child.as_str()];
+    let mut checked = 0;
+    for f in &frames {
+        let Some(job) = f["job_id"].as_str().filter(|j| tree.contains(j)) else { continue };
+        ensure(f["trace_id"] == trace, format!("{} of job {job} must carry trace_id {trace}: {f}", f["type"]))?;
+        if f["type"] == "job.accepted" {
+            ensure(f["payload"]["trace_id"] == trace, format!("job.accepted.payload.trace_id of {job}: {f}"))?;
+        }
+        checked += 1;
+    }
+    ensure(checked >= 6, format!("expected the envelopes of both jobs, checked only {checked}"))
 }

@@ -48,6 +48,31 @@ pub(super) fn cases() -> Vec<Case> {
             "6.7",
             "session.bye closes the session without cancelling its jobs; they stay resumable"
         ),
+        case!(
+            s5_version_1_is_answered_in_1,
+            "5",
+            "decision 1: a session opened with arcp \"1\" is answered in \"1\" on every envelope, one opened with \"1.1\" in \"1.1\""
+        ),
+        case!(
+            s6_1_a_scheme_other_than_bearer_is_invalid_request,
+            "6.1",
+            "auth.scheme other than \"bearer\" gets session.error INVALID_REQUEST and the transport closes"
+        ),
+        case!(
+            s6_1_client_principal_is_informational_only,
+            "6.1",
+            "hello.client.principal grants nothing: the job of a session claiming another principal belongs to the token's principal (listed by its other sessions)"
+        ),
+        case!(
+            s6_2_encodings_must_include_json,
+            "6.2",
+            "capabilities.encodings without \"json\" is INVALID_REQUEST; with it, the welcome lists [\"json\"]"
+        ),
+        case!(
+            s6_7_close_is_answered_with_closed_and_leaves_jobs_running,
+            "6.7",
+            "decision 3: session.close is answered with session.closed (no event_seq) and the transport closes; the session's jobs keep running and stay resumable"
+        ),
     ]
 }
 
@@ -161,4 +186,105 @@ async fn s6_7_bye_leaves_jobs_running(ctx: Ctx) -> Result<(), Failure> {
     let frames = super::until_terminal(&mut again, &job).await?;
     let last = frames.last().cloned().unwrap_or_default();
     ensure(last["type"] == "job.result", format!("the job must finish normally, got {last}"))
+}
+
+async fn s5_version_1_is_answered_in_1(ctx: Ctx) -> Result<(), Failure> {
+    for version in ["1", "1.1"] {
+        let mut peer = ctx.connect().await?;
+        let hello = json!({"arcp": version, "id": "msg_00000000000000000000000001", "type": "session.hello",
+                           "payload": hello_payload(ctx.token(), None)});
+        peer.send_raw(hello.to_string())?;
+        let welcome = peer.recv().await?;
+        ensure(welcome["type"] == "session.welcome", format!("arcp {version:?}: expected a welcome, got {welcome}"))?;
+        ensure(welcome["arcp"] == version, format!("a hello in {version:?} is answered in {version:?}: {welcome}"))?;
+        let session = welcome["session_id"].clone();
+        let ping = json!({"arcp": version, "id": "msg_00000000000000000000000002", "type": "session.ping",
+                          "session_id": session, "payload": {"nonce": "v", "sent_at": "2026-11-23T08:00:00Z"}});
+        peer.send_raw(ping.to_string())?;
+        let pong = peer.recv_type("session.pong").await?;
+        ensure(pong["arcp"] == version, format!("the session keeps the hello's version {version:?}: {pong}"))?;
+        if welcome["payload"]["capabilities"]["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "echo" || x["name"] == "echo"))
+        {
+            let submit = json!({"arcp": version, "id": "msg_00000000000000000000000003", "type": "job.submit",
+                                "session_id": session, "payload": {"agent": "echo", "input": version}});
+            peer.send_raw(submit.to_string())?;
+            loop {
+                let v = peer.recv().await?;
+                ensure(v["arcp"] == version, format!("every envelope of the session is in {version:?}: {v}"))?;
+                if v["type"] == "job.result" || v["type"] == "job.error" {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn s6_1_a_scheme_other_than_bearer_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.token(), None);
+    hello["auth"]["scheme"] = json!("basic");
+    peer.send("session.hello", hello, json!({}))?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
+}
+
+async fn s6_2_encodings_must_include_json(ctx: Ctx) -> Result<(), Failure> {
+    let (_, welcome) = open(&ctx).await?;
+    let encodings = &welcome["payload"]["capabilities"]["encodings"];
+    ensure(
+        encodings.is_null() || encodings == &json!(["json"]),
+        format!("offered [\"json\"], the welcome lists [\"json\"]: {welcome}"),
+    )?;
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.token(), None);
+    hello["capabilities"]["encodings"] = json!(["cbor"]);
+    peer.send("session.hello", hello, json!({}))?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
+}
+
+async fn s6_7_close_is_answered_with_closed_and_leaves_jobs_running(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "count")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "count", "input": {"n": 5, "delay_ms": 50}})).await?;
+    let job = super::job_id(&accepted)?;
+    let (session, token) = (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default());
+    peer.send("session.close", json!({"reason": "conformance"}), json!({}))?;
+    let closed = peer.recv_type("session.closed").await?;
+    ensure(closed.get("event_seq").is_none(), format!("session.closed carries no event_seq: {closed}"))?;
+    ensure(closed["session_id"] == session.as_str(), format!("session.closed names the session: {closed}"))?;
+    ensure(peer.closes_within(Duration::from_secs(5)).await, "session.closed is followed by the transport closing")?;
+    let mut again = ctx.connect().await?;
+    let resume = json!({"session_id": session, "resume_token": token, "last_event_seq": 0});
+    again.send("session.hello", hello_payload(ctx.token(), Some(resume)), json!({}))?;
+    let w = again.recv().await?;
+    ensure(w["type"] == "session.welcome", format!("resume after close must work, got {w}"))?;
+    let frames = super::until_terminal(&mut again, &job).await?;
+    let last = frames.last().cloned().unwrap_or_default();
+    ensure(
+        last["type"] == "job.result" && last["payload"]["result"]["count"] == 5,
+        format!("the job must run to its result after the close, got {last}"),
+    )
+}
+
+async fn s6_1_client_principal_is_informational_only(ctx: Ctx) -> Result<(), Failure> {
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.token(), None);
+    hello["client"]["principal"] = json!("conformance-someone-else");
+    peer.send("session.hello", hello, json!({}))?;
+    let welcome = peer.recv().await?;
+    ensure(welcome["type"] == "session.welcome", format!("expected a welcome, got {welcome}"))?;
+    super::adopt_welcome(&mut peer, &welcome)?;
+    super::leases::require_feature(&welcome, "list_jobs")?;
+    require_agent(&welcome, "echo")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": "claimed"})).await?;
+    let job = super::job_id(&accepted)?;
+    super::until_terminal(&mut peer, &job).await?;
+    let (mut plain, _) = super::open_with(&ctx, ctx.same_principal_token()).await?;
+    let jobs = super::listing::list_all(&mut plain, json!({"agent": "echo"}), 1000).await?;
+    ensure(
+        jobs.iter().any(|j| j["job_id"] == job.as_str()),
+        "the job belongs to the token's principal, whatever client.principal claimed",
+    )
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Case, case, ensure, job_id, open, open_with, require_agent, submit, until_terminal};
+use super::{Case, case, ensure, expect_session_error, job_id, open, open_with, require_agent, submit, until_terminal};
 use crate::{Ctx, Failure};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -38,6 +38,16 @@ pub(super) fn cases() -> Vec<Case> {
             "A cancel from another session is refused (PERMISSION_DENIED or JOB_NOT_FOUND) and the job is unharmed"
         ),
         case!(s7_4_cancel_of_an_unknown_job_is_job_not_found, "7.4", "Cancelling an unknown job is JOB_NOT_FOUND"),
+        case!(
+            s7_4_cancel_without_job_id_is_invalid_request,
+            "7.4",
+            "job.cancel without an envelope job_id is session.error INVALID_REQUEST and closes"
+        ),
+        case!(
+            s7_4_cancel_of_a_finished_job_is_ignored,
+            "7.4",
+            "Cancelling a job that already ended gets no answer (no job.cancelled, no second terminal); the session goes on"
+        ),
         case!(
             s8_3_event_seq_is_gap_free_across_jobs,
             "8.3",
@@ -179,4 +189,26 @@ async fn s8_3_event_seq_is_gap_free_across_jobs(ctx: Ctx) -> Result<(), Failure>
     }
     ensure(jobs.len() == 3, "three jobs accepted")?;
     ensure(peer.seqs.first() == Some(&1), format!("event_seq starts at 1, got {:?}", peer.seqs.first()))
+}
+
+async fn s7_4_cancel_of_a_finished_job_is_ignored(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": 1})).await?;
+    let job = job_id(&accepted)?;
+    until_terminal(&mut peer, &job).await?;
+    peer.send("job.cancel", json!({"reason": "too late"}), json!({"job_id": job}))?;
+    // Messages are handled in order: once the pong is back, the cancel was handled.
+    peer.send("session.ping", json!({"nonce": "after-cancel", "sent_at": "2026-11-23T08:00:00Z"}), json!({}))?;
+    let next = peer.recv().await?;
+    ensure(
+        next["type"] == "session.pong" && next["payload"]["ping_nonce"] == "after-cancel",
+        format!("a cancel of a finished job is ignored, got {next}"),
+    )
+}
+
+async fn s7_4_cancel_without_job_id_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, _) = open(&ctx).await?;
+    peer.send("job.cancel", json!({"reason": "which job?"}), json!({}))?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
 }

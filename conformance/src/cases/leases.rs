@@ -7,7 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{Case, SKIP, case, ensure, job_id, open, require_agent, submit, until_terminal};
+use super::{
+    Case, FEATURES, SKIP, adopt_welcome, case, ensure, hello_payload, job_id, open, require_agent, submit,
+    until_terminal,
+};
 use crate::{Ctx, Failure, Peer};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -26,6 +29,21 @@ pub(super) fn cases() -> Vec<Case> {
             s9_5_an_expired_lease_ends_the_job_with_lease_expired,
             "9.5",
             "A job still running when its lease expires ends with job.error LEASE_EXPIRED, final_status error, retryable false"
+        ),
+        case!(
+            s7_1_the_effective_lease_never_widens,
+            "7.1",
+            "job.accepted.lease holds only requested capabilities, each pattern covered by a requested one (the runtime may narrow, never widen)"
+        ),
+        case!(
+            s9_2_unknown_capabilities_and_constraints_are_invalid_request,
+            "9.2",
+            "A lease capability outside the reserved namespaces and not x-vendor.*, or an unknown lease_constraints key, is INVALID_REQUEST; a vendor capability is accepted"
+        ),
+        case!(
+            s9_8_credentials_only_when_negotiated,
+            "9.8",
+            "job.accepted carries credentials only when provisioned_credentials was negotiated, each {id, scheme, value, endpoint}; never otherwise, never in listings or job.subscribed of a session without it"
         ),
     ]
 }
@@ -149,4 +167,122 @@ async fn s9_5_an_expired_lease_ends_the_job_with_lease_expired(ctx: Ctx) -> Resu
     ends_with_error(&frames, "LEASE_EXPIRED")?;
     let last = frames.last().cloned().unwrap_or_default();
     ensure(last["payload"]["retryable"] == false, format!("LEASE_EXPIRED is pinned retryable false: {last}"))
+}
+
+async fn s7_1_the_effective_lease_never_widens(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let requested = json!({
+        "tool.call": ["conformance.*"],
+        "fs.read": ["/tmp/conformance/**"],
+        "net.fetch": ["https://example.com/conformance/*"],
+        "agent.delegate": ["echo"],
+    });
+    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": 1, "lease_request": requested})).await?;
+    let lease = accepted["payload"]["lease"].as_object().ok_or_else(|| format!("job.accepted.lease: {accepted}"))?;
+    for (name, patterns) in lease {
+        let asked = requested[name.as_str()]
+            .as_array()
+            .ok_or_else(|| format!("the effective lease grants {name}, which was not requested: {accepted}"))?;
+        let cap = arcp_core::lease::Capability::parse(name).map_err(|e| format!("{name}: {e}"))?;
+        let globs = |list: &[Value]| -> Result<Vec<arcp_core::lease::Glob>, Failure> {
+            list.iter()
+                .map(|p| {
+                    let p = p.as_str().ok_or_else(|| format!("{name}: a pattern that is not a string: {p}"))?;
+                    arcp_core::lease::Glob::new(&cap, p).map_err(|e| format!("{name} {p:?}: {e}"))
+                })
+                .collect()
+        };
+        let asked = globs(asked)?;
+        let granted = globs(patterns.as_array().ok_or_else(|| format!("{name}: patterns must be an array"))?)?;
+        for g in &granted {
+            ensure(
+                asked.iter().any(|a| a.covers(g)),
+                format!("{name}: the effective pattern {:?} is wider than anything requested", g.as_str()),
+            )?;
+        }
+    }
+    until_terminal(&mut peer, &job_id(&accepted)?).await.map(drop)
+}
+
+async fn s9_2_unknown_capabilities_and_constraints_are_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let refused = [
+        json!({"lease_request": {"fs.delete": ["/tmp/x"]}}),
+        json!({"lease_request": {"shell": ["ls"]}}),
+        json!({"lease_request": {"x-vendor": ["a"]}}),
+        json!({"lease_constraints": {"x-conformance-unknown": 1}}),
+    ];
+    for extra in refused {
+        let mut payload = json!({"agent": "echo", "input": 1});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            payload[k] = v.clone();
+        }
+        peer.send("job.submit", payload, json!({}))?;
+        let v = peer.recv().await?;
+        ensure(
+            v["type"] == "job.error" && v["payload"]["code"] == "INVALID_REQUEST",
+            format!("{extra} must be refused with INVALID_REQUEST, got {v}"),
+        )?;
+    }
+    let vendor = json!({"agent": "echo", "input": 1, "lease_request": {"x-vendor.conformance.thing": ["a/*"]}});
+    let (_, accepted) = submit(&mut peer, vendor).await?;
+    until_terminal(&mut peer, &job_id(&accepted)?).await.map(drop)
+}
+
+fn has_credentials(v: &Value) -> bool {
+    v["payload"].get("credentials").is_some_and(|c| !c.is_null())
+}
+
+async fn s9_8_credentials_only_when_negotiated(ctx: Ctx) -> Result<(), Failure> {
+    let mut features: Vec<&str> = FEATURES.to_vec();
+    features.extend(["model.use", "provisioned_credentials"]);
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.token(), None);
+    hello["capabilities"]["features"] = json!(features);
+    peer.send("session.hello", hello, json!({}))?;
+    let welcome = peer.recv().await?;
+    ensure(welcome["type"] == "session.welcome", format!("expected session.welcome, got {welcome}"))?;
+    adopt_welcome(&mut peer, &welcome)?;
+    require_agent(&welcome, "sleep")?;
+    let negotiated = welcome["payload"]["capabilities"]["features"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "provisioned_credentials"));
+    let lease = json!({"model.use": ["*"]});
+    let (_, accepted) = submit(&mut peer, json!({"agent": "sleep", "input": {}, "lease_request": lease})).await?;
+    let job = job_id(&accepted)?;
+    if negotiated {
+        if let Some(creds) = accepted["payload"].get("credentials") {
+            let list = creds.as_array().ok_or_else(|| format!("credentials must be an array: {accepted}"))?;
+            for c in list {
+                ensure(
+                    ["id", "scheme", "value", "endpoint"].iter().all(|k| c[*k].is_string()),
+                    format!("a credential is {{id, scheme, value, endpoint, …}}: {c}"),
+                )?;
+            }
+        }
+    } else {
+        ensure(!has_credentials(&accepted), format!("credentials without provisioned_credentials: {accepted}"))?;
+    }
+    // A session of the same principal that did not offer the feature never sees credentials.
+    // (`FEATURES` does not offer provisioned_credentials.)
+    let (mut other, w) = super::open_with(&ctx, ctx.same_principal_token()).await?;
+    let listed = super::listing::list_all(&mut other, json!({"status": ["running", "pending"]}), 1000).await?;
+    let entry = listed.iter().find(|j| j["job_id"] == job.as_str());
+    ensure(entry.is_some(), format!("the running job is listed: {listed:?}"))?;
+    ensure(
+        entry.is_some_and(|e| e.get("credentials").is_none()),
+        format!("credentials never appear in listings: {entry:?}"),
+    )?;
+    if w["payload"]["capabilities"]["features"].as_array().is_some_and(|f| f.iter().any(|x| x == "subscribe")) {
+        other.send("job.subscribe", json!({"job_id": job}), json!({}))?;
+        let subscribed = other.recv_type("job.subscribed").await?;
+        ensure(
+            !has_credentials(&subscribed),
+            format!("no credentials to a session without the feature: {subscribed}"),
+        )?;
+    }
+    peer.send("job.cancel", json!({}), json!({"job_id": job}))?;
+    until_terminal(&mut peer, &job).await.map(drop)
 }

@@ -33,6 +33,21 @@ pub(super) fn cases() -> Vec<Case> {
             "An unhandled vendor message without extensions.optional is refused"
         ),
         case!(s5_unknown_top_level_fields_are_ignored, "5", "Unknown top-level envelope fields are ignored"),
+        case!(
+            s5_a_foreign_session_id_is_invalid_request,
+            "5",
+            "After the welcome, a client envelope naming another session_id is INVALID_REQUEST and closes"
+        ),
+        case!(
+            s5_a_message_in_the_wrong_direction_is_invalid_request,
+            "5",
+            "A runtime-to-client type sent by the client (job.result, session.welcome) is INVALID_REQUEST and closes"
+        ),
+        case!(
+            s5_envelope_and_payload_job_ids_must_agree,
+            "5",
+            "A job_id on the envelope that differs from the payload's (job.subscribe) is INVALID_REQUEST and closes"
+        ),
     ]
 }
 
@@ -122,4 +137,38 @@ async fn s5_unknown_top_level_fields_are_ignored(ctx: Ctx) -> Result<(), Failure
     let v = peer.recv().await?;
     ensure(v["type"] == "session.pong", format!("expected session.pong, got {v}"))?;
     ensure(!peer.closes_within(Duration::from_millis(100)).await, "the connection must stay open")
+}
+
+async fn s5_a_foreign_session_id_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let (other, _) = open(&ctx).await?;
+    let foreign = other.session_id.clone().unwrap_or_default();
+    let (mut peer, _) = open(&ctx).await?;
+    ensure(peer.session_id.as_deref() != Some(foreign.as_str()), "two hellos open two sessions")?;
+    let ping = json!({"arcp": "1.1", "id": "msg_00000000000000000000000097", "type": "session.ping",
+                      "session_id": foreign, "payload": {"nonce": "n", "sent_at": "2026-11-23T08:00:00Z"}});
+    peer.send_raw(ping.to_string())?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
+}
+
+async fn s5_a_message_in_the_wrong_direction_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, _) = open(&ctx).await?;
+    peer.send(
+        "job.result",
+        json!({"final_status": "success", "result": 1}),
+        json!({"job_id": "job_01M8ZZZZZZZZZZZZZZZZZZZZZZ", "event_seq": 1}),
+    )?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await?;
+    let (mut peer, welcome) = open(&ctx).await?;
+    peer.send("session.welcome", welcome["payload"].clone(), json!({}))?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
+}
+
+async fn s5_envelope_and_payload_job_ids_must_agree(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, _) = open(&ctx).await?;
+    peer.send(
+        "job.subscribe",
+        json!({"job_id": "job_01M8ZZZZZZZZZZZZZZZZZZZZZA"}),
+        json!({"job_id": "job_01M8ZZZZZZZZZZZZZZZZZZZZZB"}),
+    )?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
 }

@@ -5,6 +5,7 @@ mod budget;
 mod caps;
 mod chunks;
 mod delegation;
+mod errors;
 mod extensions;
 mod handshake;
 mod heartbeat;
@@ -15,6 +16,7 @@ mod listing;
 mod malformed;
 mod resume;
 mod subscribe;
+mod versions;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -74,6 +76,8 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(chunks::cases());
     cases.extend(listing::cases());
     cases.extend(subscribe::cases());
+    cases.extend(versions::cases());
+    cases.extend(errors::cases());
     cases.sort_by_key(|c| section_key(c.section));
     cases
 }

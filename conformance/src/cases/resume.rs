@@ -27,6 +27,16 @@ pub(super) fn cases() -> Vec<Case> {
             "A wrong resume_token gets session.error RESUME_WINDOW_EXPIRED and the transport closes"
         ),
         case!(s7_4_resumed_session_can_cancel, "7.4", "A resumed session keeps cancel authority over its running jobs"),
+        case!(
+            s6_3_session_resume_message_resumes,
+            "6.3",
+            "decision 2: a session.resume message (hello's payload with resume) resumes like session.hello+resume: same session_id, new token, every missed event once"
+        ),
+        case!(
+            s6_3_resume_closes_a_half_open_transport,
+            "6.3",
+            "A resume while the old transport is still attached succeeds, and the old transport is closed"
+        ),
     ]
 }
 
@@ -108,4 +118,51 @@ async fn s7_4_resumed_session_can_cancel(ctx: Ctx) -> Result<(), Failure> {
     ensure(ack["type"] == "job.cancelled", format!("the resumed session must be able to cancel, got {ack}"))?;
     let end = again.recv().await?;
     ensure(end["payload"]["code"] == "CANCELLED", format!("expected CANCELLED, got {end}"))
+}
+
+async fn s6_3_session_resume_message_resumes(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "count")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "count", "input": {"n": 10, "delay_ms": 20}})).await?;
+    let job = job_id(&accepted)?;
+    for _ in 0..3 {
+        peer.recv().await?;
+    }
+    let (session, token, seen) =
+        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
+    peer.drop_connection();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = ctx.connect().await?;
+    again.last_seq = seen;
+    let r = json!({"session_id": session, "resume_token": token, "last_event_seq": seen});
+    again.send("session.resume", hello_payload(ctx.token(), Some(r)), json!({"session_id": session}))?;
+    let w = again.recv().await?;
+    ensure(w["type"] == "session.welcome", format!("session.resume must be answered with a welcome, got {w}"))?;
+    ensure(w["session_id"] == session.as_str(), format!("a resume keeps the session_id: {w}"))?;
+    ensure(w["payload"]["resume_token"] != token.as_str(), format!("the token rotates: {w}"))?;
+    super::adopt_welcome(&mut again, &w)?;
+    let frames = super::until_terminal(&mut again, &job).await?;
+    let last = frames.last().cloned().unwrap_or_default();
+    ensure(last["type"] == "job.result", format!("expected the result, got {last}"))?;
+    // Peer::recv checked continuity from the cursor: status + 10 progress + result.
+    ensure(again.last_seq == 12, format!("every event after the cursor arrives once, saw up to {}", again.last_seq))
+}
+
+async fn s6_3_resume_closes_a_half_open_transport(ctx: Ctx) -> Result<(), Failure> {
+    let (mut old, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "sleep")?;
+    let (_, accepted) = submit(&mut old, json!({"agent": "sleep", "input": {}})).await?;
+    let job = job_id(&accepted)?;
+    old.recv_type("job.event").await?;
+    let (session, token, seen) =
+        (old.session_id.clone().unwrap_or_default(), old.resume_token.clone().unwrap_or_default(), old.last_seq);
+    // The old connection stays open: to the server it is attached until it notices otherwise.
+    let (mut again, w) = super::resume(&ctx, &session, &token, seen).await?;
+    ensure(w["type"] == "session.welcome", format!("a resume over a half-open transport must succeed, got {w}"))?;
+    ensure(old.closes_within(Duration::from_secs(5)).await, "the old transport must be closed by the resume")?;
+    again.send("job.cancel", json!({}), json!({"job_id": job}))?;
+    again.recv_type("job.cancelled").await?;
+    let frames = super::until_terminal(&mut again, &job).await?;
+    let last = frames.last().cloned().unwrap_or_default();
+    ensure(last["payload"]["code"] == "CANCELLED", format!("the job's events flow to the new transport, got {last}"))
 }

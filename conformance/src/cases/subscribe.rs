@@ -4,7 +4,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Case, SKIP, case, ensure, job_id, open, open_with, require_agent, submit, until_terminal};
+use super::{
+    Case, SKIP, adopt_welcome, case, ensure, expect_session_error, hello_payload, job_id, open, open_with,
+    require_agent, submit, until_terminal,
+};
 use crate::{Ctx, Failure, Peer};
 
 pub(super) fn cases() -> Vec<Case> {
@@ -38,6 +41,16 @@ pub(super) fn cases() -> Vec<Case> {
             s7_6_other_principals_cannot_subscribe_by_default,
             "7.6",
             "default policy same principal only: another principal's subscribe is refused (JOB_NOT_FOUND, decision 22) (needs a second principal's token)"
+        ),
+        case!(
+            s7_6_subscribe_needs_its_feature,
+            "7.6",
+            "job.subscribe without the subscribe feature is session.error INVALID_REQUEST"
+        ),
+        case!(
+            s7_6_history_starts_after_from_event_seq,
+            "7.6",
+            "history with from_event_seq N replays only the job's envelopes whose seq in the submitting session is above N, payloads unchanged"
         ),
     ]
 }
@@ -177,4 +190,47 @@ async fn s7_6_other_principals_cannot_subscribe_by_default(ctx: Ctx) -> Result<(
     owner.send("job.cancel", json!({}), json!({"job_id": job}))?;
     until_terminal(&mut owner, &job).await?;
     Ok(())
+}
+
+async fn s7_6_subscribe_needs_its_feature(ctx: Ctx) -> Result<(), Failure> {
+    let (mut owner, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let (_, accepted) = submit(&mut owner, json!({"agent": "echo", "input": 1})).await?;
+    let job = job_id(&accepted)?;
+    until_terminal(&mut owner, &job).await?;
+    let mut peer = ctx.connect().await?;
+    let mut hello = hello_payload(ctx.same_principal_token(), None);
+    hello["capabilities"]["features"] = json!(["list_jobs"]);
+    peer.send("session.hello", hello, json!({}))?;
+    let w = peer.recv().await?;
+    ensure(w["type"] == "session.welcome", format!("expected a welcome, got {w}"))?;
+    adopt_welcome(&mut peer, &w)?;
+    peer.send("job.subscribe", json!({"job_id": job, "history": true}), json!({}))?;
+    expect_session_error(&mut peer, "INVALID_REQUEST").await
+}
+
+async fn s7_6_history_starts_after_from_event_seq(ctx: Ctx) -> Result<(), Failure> {
+    let (mut owner, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "count")?;
+    let (_, accepted) = submit(&mut owner, json!({"agent": "count", "input": {"n": 4}})).await?;
+    let job = job_id(&accepted)?;
+    let owned = until_terminal(&mut owner, &job).await?;
+    ensure(owned.len() >= 4, format!("count n=4 emits at least 4 envelopes, got {}", owned.len()))?;
+    let from = owned[1]["event_seq"].as_u64().ok_or("the owner's envelopes carry event_seq")?;
+    let expected: Vec<&Value> = owned.iter().filter(|o| o["event_seq"].as_u64().is_some_and(|s| s > from)).collect();
+    let (mut sub, _) = open_with(&ctx, ctx.same_principal_token()).await?;
+    let (replayed, subscribed) =
+        subscribe(&mut sub, json!({"job_id": job, "history": true, "from_event_seq": from})).await?;
+    let replayed: Vec<&Value> = replayed.iter().filter(|v| v["job_id"] == job.as_str()).collect();
+    ensure(
+        replayed.len() == expected.len(),
+        format!("from_event_seq {from}: expected {} replayed envelopes, got {}", expected.len(), replayed.len()),
+    )?;
+    for (r, o) in replayed.iter().zip(&expected) {
+        ensure(
+            r["type"] == o["type"] && r["payload"] == o["payload"],
+            format!("the replay starts after seq {from}, payloads unchanged: {r} vs {o}"),
+        )?;
+    }
+    ensure(subscribed["payload"]["replayed"] == true, format!("replayed: true: {subscribed}"))
 }

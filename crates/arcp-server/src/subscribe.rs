@@ -454,3 +454,133 @@ pub(crate) fn unsubscribe(session: &Session, job_id: &JobId) {
 pub(crate) fn is_subscribed(session: &Session, job_id: &JobId) -> bool {
     session.subscriptions.lock().contains_key(job_id)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The audit trail of §7.6: every subscribe decision is one `arcp::audit` event.
+
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::transport::memory::{MemoryTransport, pair};
+    use crate::{Runtime, StaticBearerVerifier};
+
+    /// A tracing subscriber keeping the fields of every `arcp::audit` event.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    struct Fields(String);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, "{}={value:?} ", field.name());
+        }
+
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            let _ = write!(self.0, "{}={value} ", field.name());
+        }
+    }
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if event.metadata().target() == "arcp::audit" {
+                let mut fields = Fields(String::new());
+                event.record(&mut fields);
+                self.0.lock().unwrap().push(fields.0);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    async fn next(t: &mut MemoryTransport) -> Value {
+        let frame = tokio::time::timeout(Duration::from_secs(10), t.recv()).await.unwrap().unwrap();
+        serde_json::from_str(&frame).unwrap()
+    }
+
+    /// Opens a session with `token`; returns its transport and session id.
+    async fn open(rt: &Runtime, token: &str) -> (MemoryTransport, String) {
+        let (mut t, server) = pair();
+        rt.spawn(server);
+        let hello = json!({"arcp": "1.1", "id": "msg_h", "type": "session.hello", "payload": {
+            "client": {"name": "unit", "version": "0"}, "auth": {"scheme": "bearer", "token": token},
+            "capabilities": {"features": ["subscribe"]}}});
+        t.send(hello.to_string()).unwrap();
+        let welcome = next(&mut t).await;
+        let session = welcome["session_id"].as_str().unwrap().to_owned();
+        (t, session)
+    }
+
+    fn send(t: &MemoryTransport, session: &str, id: &str, ty: &str, payload: Value, extra: Value) {
+        let mut env = json!({"arcp": "1.1", "id": id, "type": ty, "session_id": session, "payload": payload});
+        for (k, v) in extra.as_object().unwrap() {
+            env[k] = v.clone();
+        }
+        t.send(env.to_string()).unwrap();
+    }
+
+    /// Reads until a frame of type `ty`.
+    async fn until(t: &mut MemoryTransport, ty: &str) -> Value {
+        loop {
+            let v = next(t).await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscribe_decision_is_audit_logged() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // Current-thread runtime: the runtime's tasks run on this thread, under this default.
+        let _guard = tracing::subscriber::set_default(Capture(log.clone()));
+        let verifier =
+            StaticBearerVerifier::new().with_token("a", "alice").with_token("a2", "alice").with_token("b", "bob");
+        let rt = Runtime::builder(verifier).agents(crate::builtin::registry().unwrap()).build();
+        let (mut owner, owner_session) = open(&rt, "a").await;
+        send(&owner, &owner_session, "msg_s", "job.submit", json!({"agent": "sleep", "input": {}}), json!({}));
+        let job = until(&mut owner, "job.accepted").await["job_id"].as_str().unwrap().to_owned();
+
+        let (mut same, same_session) = open(&rt, "a2").await;
+        send(&same, &same_session, "msg_1", "job.subscribe", json!({"job_id": job}), json!({}));
+        until(&mut same, "job.subscribed").await;
+        let (mut other, other_session) = open(&rt, "b").await;
+        send(&other, &other_session, "msg_2", "job.subscribe", json!({"job_id": job}), json!({}));
+        until(&mut other, "job.error").await;
+        let unknown = "job_01M8ZZZZZZZZZZZZZZZZZZZZZZ";
+        send(&other, &other_session, "msg_3", "job.subscribe", json!({"job_id": unknown}), json!({}));
+        until(&mut other, "job.error").await;
+
+        let lines = log.lock().unwrap().clone();
+        assert_eq!(lines.len(), 3, "one audit event per decision: {lines:?}");
+        let expect = [
+            ("alice", &same_session, job.as_str(), "job_principal=alice", "decision=allow"),
+            ("bob", &other_session, job.as_str(), "job_principal=alice", "decision=hide"),
+            ("bob", &other_session, unknown, "job_principal=-", "decision=not_found"),
+        ];
+        for (line, (principal, session, job, job_principal, decision)) in lines.iter().zip(expect) {
+            for part in [
+                format!("subscriber_principal={principal}"),
+                format!("subscriber_session={session}"),
+                format!("job={job}"),
+                job_principal.to_owned(),
+                decision.to_owned(),
+            ] {
+                assert!(line.contains(&part), "{part} missing from {line}");
+            }
+        }
+        send(&owner, &owner_session, "msg_c", "job.cancel", json!({}), json!({"job_id": job}));
+        until(&mut owner, "job.error").await;
+    }
+}
