@@ -5,11 +5,13 @@
 # 2. our client (crates/arcp-client/examples/interop.rs) drives its runtime, started through
 #    its library by python_runtime.py with our built-in agents, through hello, submit,
 #    streaming, result, cancel, subscription with history, acks, listing and resume.
-# Installs the reference into a venv under target/ (PyPI), builds, runs, cleans up.
+# Installs the reference into a venv under the cargo target directory ($CARGO_TARGET_DIR, or
+# target/) from PyPI, builds, runs, cleans up.
 # Findings: spec/interop.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-venv="target/interop-venv"
+target_dir="${CARGO_TARGET_DIR:-target}"
+venv="$target_dir/interop-venv"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import arcp' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check agentruntimecontrolprotocol==1.1.3
@@ -26,11 +28,13 @@ cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null || true
   [ -n "$reference" ] && kill "$reference" 2>/dev/null || true
   rm -f "$out" "$ref_out" "$ref_log"
+  [ -n "${store_dir:-}" ] && rm -rf "$store_dir" || true
 }
 trap cleanup EXIT
 
 # 1. The Python reference client against arcp serve.
-./target/debug/arcp serve --listen 127.0.0.1:0 --token interop-token >"$out" 2>/dev/null &
+store_dir=$(mktemp -d)
+"$target_dir/debug/arcp" serve --listen 127.0.0.1:0 --token interop-token --store "sqlite:$store_dir/arcp.db" >"$out" 2>/dev/null &
 server=$!
 url=""
 for _ in $(seq 1 100); do
@@ -62,7 +66,7 @@ if [ -z "$ref_url" ]; then
   exit 1
 fi
 echo "interop: arcp-rs client against the Python reference runtime at $ref_url"
-if ! timeout 150 ./target/debug/examples/interop "$ref_url" interop-token; then
+if ! timeout 150 "$target_dir/debug/examples/interop" "$ref_url" interop-token; then
   echo "the Python reference runtime's log (last 40 lines):"
   tail -n 40 "$ref_log"
   exit 1

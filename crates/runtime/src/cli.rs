@@ -28,8 +28,9 @@ pub(crate) enum Command {
     ///
     /// Prints one line `arcp listening on ws://<bound address>/arcp` to stdout (with
     /// `--listen 127.0.0.1:0` it reveals the port the OS picked) and, if no token was given, a
-    /// line `token: <token>` with a freshly generated one. State is kept in memory only: it
-    /// is lost when the process exits.
+    /// line `token: <token>` with a freshly generated one. State is kept in the store named by
+    /// --store (by default the SQLite file ./arcp-data/arcp.db): sessions stay resumable and
+    /// idempotency keys bound across a restart, even after a crash.
     ///
     /// Ctrl-C or SIGTERM stops accepting connections and exits with status 0 at once; open
     /// sessions and running jobs are dropped (a graceful shutdown that says `session.bye` and
@@ -59,6 +60,16 @@ pub(crate) struct ServeArgs {
     /// The HTTP channel at /v1.
     #[command(flatten)]
     pub(crate) channel: ChannelArgs,
+    /// Where state that must survive is kept: `sqlite:PATH` (one process; created on first
+    /// start), `postgres://USER@HOST/DB` (several processes share it; give each its own
+    /// --node-id) or `memory` (lost when the process exits).
+    #[arg(long, env = "ARCP_STORE", value_name = "STORE", default_value = crate::store_choice::DEFAULT_STORE)]
+    pub(crate) store: String,
+    /// This process's name among the nodes sharing a store. Keep it stable across restarts:
+    /// on start, the node ends the jobs it was running when it died (and, on PostgreSQL, a
+    /// live node ends those of a node that stopped heart-beating).
+    #[arg(long, env = "ARCP_NODE_ID", value_name = "NAME", default_value = "local")]
+    pub(crate) node_id: String,
     /// The operator plugin policy (`.json` or `.toml`): which compiled-in plugins (`demo`,
     /// `webhooks`) load and what each is granted. Without it, no plugin loads. See
     /// docs/plugins.md.

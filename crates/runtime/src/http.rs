@@ -51,6 +51,10 @@ pub(crate) struct Front {
     pub(crate) max_frame_bytes: usize,
     /// The loaded plugins (`/plugins/<name>/…`).
     pub(crate) plugins: Arc<Plugins>,
+    /// What `/readyz` checks: the store answers.
+    pub(crate) health: crate::store_choice::Health,
+    /// The store's process lock, held while serving.
+    pub(crate) _lock: Option<std::fs::File>,
 }
 
 /// The channel's authentication: `Authorization: Bearer <key>`, checked by the same verifier
@@ -141,7 +145,15 @@ async fn route(front: &Front, req: Request<Incoming>, peer: SocketAddr) -> Respo
         return plugin_route(front, req).await;
     }
     match (req.method(), path) {
-        (&Method::GET | &Method::HEAD, "/healthz" | "/readyz") => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        (&Method::GET | &Method::HEAD, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        (&Method::GET | &Method::HEAD, "/readyz") => match front.health.check().await {
+            Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#),
+            Err(why) => {
+                tracing::warn!(error = %why, "not ready: the store does not answer");
+                let body = serde_json::json!({ "status": "unavailable", "reason": "store-unavailable", "error": why });
+                json_owned(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+            }
+        },
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found","reason":"not-found"}"#),
     }
 }
@@ -223,6 +235,14 @@ fn empty() -> channel_rest::Body {
 fn json(status: StatusCode, body: &'static str) -> Response<channel_rest::Body> {
     let mut res =
         Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync());
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// A JSON response with an owned body.
+fn json_owned(status: StatusCode, body: String) -> Response<channel_rest::Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res

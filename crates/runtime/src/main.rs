@@ -10,6 +10,7 @@ mod channel_turns;
 mod cli;
 mod fixture_agent;
 mod http;
+mod store_choice;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use arcp_server::transport::stdio;
 use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
-use channel_core::{Channel, ChannelConfig, MemoryTokenStore};
+use channel_core::{Channel, ChannelConfig};
 use channel_rest::{ChannelService, RestConfig};
 use clap::Parser as _;
 use runtime::plugins::{self, Plugins};
@@ -115,8 +116,14 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let (token, generated) = token(&args.auth)?;
+    let spec = store_choice::StoreSpec::parse(&args.store).map_err(Failure::Usage)?;
+    if args.node_id.is_empty() {
+        return Err(Failure::Usage("--node-id (or ARCP_NODE_ID) must not be empty".to_owned()));
+    }
+    let stores = store_choice::open(&spec).await?;
+    tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
     let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
-    let front = match build_front(&token, &args, plugins.clone()) {
+    let front = match build_front(&token, &args, plugins.clone(), stores) {
         Ok(front) => front,
         Err(e) => {
             plugins.teardown().await;
@@ -126,6 +133,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
     let listener = TcpListener::bind(&addrs[..]).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("cannot read the bound address")?;
+    recover(&front).await?;
     front.runtime.start_sweeper(SWEEP_INTERVAL);
     if args.insecure && !is_loopback(&local) {
         tracing::warn!(%local, "listening on a non-loopback address over plain HTTP: bearer tokens travel in cleartext");
@@ -141,6 +149,63 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Ends the jobs this node was running when it last died (before any connection is served),
+/// and on PostgreSQL starts the node heartbeat that lets live nodes end a dead node's jobs.
+async fn recover(front: &http::Front) -> Result<(), Failure> {
+    let report = front.runtime.recover().await.context("cannot recover the jobs of the previous run")?;
+    if !report.orphaned.is_empty() || !report.already_ended.is_empty() {
+        tracing::warn!(
+            orphaned = report.orphaned.len(),
+            already_ended = report.already_ended.len(),
+            "ended the jobs the previous run left unfinished"
+        );
+    }
+    if let Some(pg) = front.health.postgres() {
+        node_liveness(front.runtime.clone(), pg.clone());
+    }
+    Ok(())
+}
+
+/// PostgreSQL: records this node as alive every [`store_choice::NODE_HEARTBEAT`], and ends
+/// the unfinished jobs of nodes silent for [`store_choice::NODE_DEAD_AFTER`] (each dead node
+/// is adopted by exactly one live node).
+fn node_liveness(runtime: Runtime, pg: arcp_server::store::postgres::PgStore) {
+    tokio::spawn(async move {
+        let node = runtime.config().node_id.clone();
+        let mut tick = tokio::time::interval(store_choice::NODE_HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let now = arcp_core::Clock::now_millis(&arcp_core::SystemClock);
+            if let Err(e) = pg.heartbeat(&node, now).await {
+                tracing::warn!(error = %e, "could not record the node heartbeat");
+                continue;
+            }
+            let dead_before = now.saturating_sub(store_choice::NODE_DEAD_AFTER.as_millis() as u64);
+            let dead = match pg.dead_nodes(dead_before).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list dead nodes");
+                    continue;
+                }
+            };
+            for dead_node in dead.into_iter().filter(|d| *d != node) {
+                match pg.adopt(&dead_node, &node, dead_before).await {
+                    Ok(true) => match runtime.recover_node(&dead_node).await {
+                        Ok(report) => tracing::warn!(
+                            node = %dead_node,
+                            orphaned = report.orphaned.len(),
+                            "ended the unfinished jobs of a dead node"
+                        ),
+                        Err(e) => tracing::warn!(node = %dead_node, error = %e, "could not end a dead node's jobs"),
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(node = %dead_node, error = %e, "could not adopt a dead node"),
+                }
+            }
+        }
+    });
+}
+
 /// The plugins the policy at `path` grants (none without a policy). A refused plugin or an
 /// invalid policy is a usage error: the operator asked for something that cannot run.
 async fn load_plugins(path: Option<&std::path::Path>) -> Result<Plugins, Failure> {
@@ -152,8 +217,13 @@ async fn load_plugins(path: Option<&std::path::Path>) -> Result<Plugins, Failure
     Ok(loaded)
 }
 
-/// The runtime (built-in agents, in-memory stores, one token) and the channel in front of it.
-fn build_front(token: &str, args: &ServeArgs, plugins: Arc<Plugins>) -> Result<http::Front, Failure> {
+/// The runtime (built-in agents, the opened stores, one token) and the channel in front of it.
+fn build_front(
+    token: &str,
+    args: &ServeArgs,
+    plugins: Arc<Plugins>,
+    stores: store_choice::OpenStores,
+) -> Result<http::Front, Failure> {
     let verifier = StaticBearerVerifier::new().with_token(token, &args.auth.principal);
     let keys = Arc::new(InProcessKeys::new().context("cannot generate the in-process keys")?);
     let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
@@ -170,14 +240,21 @@ fn build_front(token: &str, args: &ServeArgs, plugins: Arc<Plugins>) -> Result<h
             names.join(", ")
         )));
     }
-    let runtime = Runtime::builder(ServeVerifier { keys: keys.clone(), inner: verifier.clone() })
-        .config(RuntimeConfig::default())
-        .agents(agents)
-        .build();
+    let config = RuntimeConfig { node_id: args.node_id.clone(), ..RuntimeConfig::default() };
+    let mut builder =
+        Runtime::builder(ServeVerifier { keys: keys.clone(), inner: verifier.clone() }).config(config).agents(agents);
+    if let Some(arcp) = stores.arcp {
+        builder = builder
+            .event_log(arcp.events)
+            .resume_store(arcp.resumes)
+            .idempotency_store(arcp.idempotency)
+            .job_store(arcp.jobs);
+    }
+    let runtime = builder.build();
     plugins.attach(&runtime);
     let turns = AgentTurns::new(runtime.clone(), keys, default_agent.clone(), names);
     let channel = Channel::new(
-        Arc::new(MemoryTokenStore::default()),
+        stores.tokens.clone(),
         Arc::new(arcp_core::SystemClock),
         Arc::new(arcp_core::OsEntropy),
         ChannelConfig { idle_ttl: Duration::from_secs(args.channel.channel_idle_ttl_secs), ..ChannelConfig::default() },
@@ -186,7 +263,7 @@ fn build_front(token: &str, args: &ServeArgs, plugins: Arc<Plugins>) -> Result<h
     let service =
         ChannelService::new(channel, Arc::new(turns), rest).with_authenticator(Arc::new(http::BearerAuth(verifier)));
     let max_frame_bytes = runtime.config().max_frame_bytes;
-    Ok(http::Front { runtime, channel: service, max_frame_bytes, plugins })
+    Ok(http::Front { runtime, channel: service, max_frame_bytes, plugins, health: stores.health, _lock: stores.lock })
 }
 
 /// Prints where the server listens (and a generated token) to stdout. A closed stdout is not

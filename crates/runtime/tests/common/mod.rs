@@ -24,6 +24,9 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 pub struct Arcp {
     pub child: Child,
     pub stdout: Option<Lines<BufReader<ChildStdout>>>,
+    /// Drains stderr from the start (a full pipe would block the server's logging, and so
+    /// the server) and yields everything it read once the process closed it.
+    stderr: Option<tokio::task::JoinHandle<String>>,
 }
 
 impl Drop for Arcp {
@@ -46,6 +49,10 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("ARCP_CHANNEL_MAX_BODY_BYTES")
         .env_remove("ARCP_CONFORMANCE_FIXTURES")
         .env_remove("ARCP_PLUGINS_POLICY")
+        .env_remove("ARCP_NODE_ID")
+        // Tests run in parallel: each server keeps its state in memory unless the test
+        // passes its own `--store` (the flag wins over the variable).
+        .env("ARCP_STORE", "memory")
         .env("ARCP_LOG", "debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -63,7 +70,14 @@ pub fn spawn(args: &[&str]) -> Arcp {
 pub fn spawn_command(mut cmd: Command) -> Arcp {
     let mut child = cmd.spawn().expect("spawn arcp");
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
-    Arcp { child, stdout }
+    let stderr = child.stderr.take().map(|mut pipe: ChildStderr| {
+        tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    });
+    Arcp { child, stdout, stderr }
 }
 
 impl Arcp {
@@ -85,13 +99,8 @@ impl Arcp {
 
     /// Everything the process wrote to stderr (call after it exited).
     pub async fn stderr(&mut self) -> String {
-        let mut stderr: ChildStderr = self.child.stderr.take().expect("stderr is piped");
-        let mut out = String::new();
-        tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut out))
-            .await
-            .expect("stderr ends in time")
-            .expect("stderr is readable");
-        out
+        let task = self.stderr.take().expect("stderr is piped and read once");
+        tokio::time::timeout(WAIT, task).await.expect("stderr ends in time").expect("the stderr reader")
     }
 }
 

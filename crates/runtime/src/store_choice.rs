@@ -1,0 +1,243 @@
+//! `--store`: where `arcp serve` keeps what must survive — the ARCP event log, resume,
+//! idempotency and job records, and the channel's continuation tokens.
+//!
+//! - `sqlite:PATH` (the default, `sqlite:./arcp-data/arcp.db`): one file, one process. The
+//!   process holds an exclusive lock on `PATH.lock`, so a second `arcp serve` on the same file
+//!   is refused instead of corrupting the other's recovery.
+//! - `postgres://…` / `postgresql://…`: several processes (nodes, each with its own
+//!   `--node-id`) share one database.
+//! - `memory`: nothing survives the process (tests, demos).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arcp_server::store::postgres::{PgOptions, PgStore};
+use arcp_server::store::sqlite::{SqliteOptions, SqliteStore};
+use arcp_server::store::{EventLog, IdempotencyStore, JobStore, ResumeStore};
+use channel_core::{MemoryTokenStore, TokenStore};
+use runtime::stores::postgres_tokens::PgTokenStore;
+use runtime::stores::sqlite_tokens::SqliteTokenStore;
+
+/// The default `--store`.
+pub(crate) const DEFAULT_STORE: &str = "sqlite:./arcp-data/arcp.db";
+
+/// A parsed `--store` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreSpec {
+    /// Nothing survives the process.
+    Memory,
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl StoreSpec {
+    /// Parses `memory`, `sqlite:PATH` or `postgres://…`; the error names what is accepted.
+    pub(crate) fn parse(value: &str) -> Result<StoreSpec, String> {
+        if value == "memory" {
+            return Ok(StoreSpec::Memory);
+        }
+        if let Some(path) = value.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err("invalid --store \"sqlite:\": the path is missing (e.g. sqlite:./arcp-data/arcp.db)".into());
+            }
+            return Ok(StoreSpec::Sqlite(PathBuf::from(path)));
+        }
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Ok(StoreSpec::Postgres(value.to_owned()));
+        }
+        Err(format!("invalid --store {:?}: expected memory, sqlite:PATH or postgres://USER@HOST/DB", redact(value)))
+    }
+
+    /// A description for logs, with any password redacted.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            StoreSpec::Memory => "memory (nothing survives the process)".into(),
+            StoreSpec::Sqlite(p) => format!("sqlite:{}", p.display()),
+            StoreSpec::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The opened stores.
+pub(crate) struct OpenStores {
+    /// The ARCP stores (`None`: the runtime's in-memory defaults).
+    pub(crate) arcp: Option<ArcpStores>,
+    /// The channel's token store.
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    /// What readiness checks.
+    pub(crate) health: Health,
+    /// The SQLite lock file: held (open) for the process lifetime.
+    pub(crate) lock: Option<std::fs::File>,
+}
+
+/// The four ARCP stores.
+pub(crate) struct ArcpStores {
+    pub(crate) events: Arc<dyn EventLog>,
+    pub(crate) resumes: Arc<dyn ResumeStore>,
+    pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) jobs: Arc<dyn JobStore>,
+}
+
+/// How `/readyz` checks the store.
+#[derive(Clone)]
+pub(crate) enum Health {
+    /// Always ready.
+    Memory,
+    /// SQLite: the database answers.
+    Sqlite(SqliteStore),
+    /// PostgreSQL: a pooled connection answers.
+    Postgres(PgStore),
+}
+
+impl Health {
+    /// `Ok` when the store answers.
+    pub(crate) async fn check(&self) -> Result<(), String> {
+        match self {
+            Health::Memory => Ok(()),
+            Health::Sqlite(s) => s.ping().await.map_err(|e| e.to_string()),
+            Health::Postgres(p) => p.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The PostgreSQL store, for node liveness.
+    pub(crate) fn postgres(&self) -> Option<&PgStore> {
+        match self {
+            Health::Postgres(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Opens (creating and migrating as needed) the stores `spec` names.
+pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
+    match spec {
+        StoreSpec::Memory => Ok(OpenStores {
+            arcp: None,
+            tokens: Arc::new(MemoryTokenStore::default()),
+            health: Health::Memory,
+            lock: None,
+        }),
+        StoreSpec::Sqlite(path) => {
+            let lock = lock_database(path)?;
+            let store = SqliteStore::open(path, SqliteOptions::default())
+                .await
+                .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
+            let tokens = SqliteTokenStore::open(path)
+                .await
+                .with_context(|| format!("cannot open the channel token store in {}", path.display()))?;
+            Ok(OpenStores {
+                arcp: Some(ArcpStores {
+                    events: Arc::new(store.event_log()),
+                    resumes: Arc::new(store.resume_store()),
+                    idempotency: Arc::new(store.idempotency_store()),
+                    jobs: Arc::new(store.job_store()),
+                }),
+                tokens: Arc::new(tokens),
+                health: Health::Sqlite(store),
+                lock: Some(lock),
+            })
+        }
+        StoreSpec::Postgres(url) => {
+            let store = PgStore::connect(url, PgOptions::default())
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store {}", redact(url)))?;
+            let tokens = PgTokenStore::from_store(&store)
+                .await
+                .with_context(|| format!("cannot open the channel token store in {}", redact(url)))?;
+            Ok(OpenStores {
+                arcp: Some(ArcpStores {
+                    events: Arc::new(store.event_log()),
+                    resumes: Arc::new(store.resume_store()),
+                    idempotency: Arc::new(store.idempotency_store()),
+                    jobs: Arc::new(store.job_store()),
+                }),
+                tokens: Arc::new(tokens),
+                health: Health::Postgres(store),
+                lock: None,
+            })
+        }
+    }
+}
+
+/// Takes the exclusive lock `PATH.lock` (creating the directory), or explains who holds it.
+fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another arcp process (its lock {} is held); one SQLite store serves one process — use \
+             --store postgres://… to run several nodes",
+            path.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", lock_path.display())),
+    }
+}
+
+/// How often a PostgreSQL node records that it is alive, and after how long without that a
+/// node counts as dead (its unfinished jobs are then ended by a live node).
+pub(crate) const NODE_HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const NODE_DEAD_AFTER: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(StoreSpec::parse("memory").unwrap(), StoreSpec::Memory);
+        assert_eq!(StoreSpec::parse("sqlite:/tmp/x.db").unwrap(), StoreSpec::Sqlite("/tmp/x.db".into()));
+        assert_eq!(StoreSpec::parse(DEFAULT_STORE).unwrap(), StoreSpec::Sqlite("./arcp-data/arcp.db".into()));
+        assert_eq!(StoreSpec::parse("postgres://u@h/db").unwrap(), StoreSpec::Postgres("postgres://u@h/db".into()));
+        assert!(StoreSpec::parse("postgresql://u@h/db").is_ok());
+        for bad in ["", "sqlite:", "mysql://x", "Memory", "/tmp/x.db"] {
+            assert!(StoreSpec::parse(bad).is_err(), "{bad}");
+        }
+        let err = StoreSpec::parse("redis://u:secret@h").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn a_second_lock_on_one_database_is_refused() {
+        let dir = std::env::temp_dir().join(format!("arcp-lock-test-{}", std::process::id()));
+        let db = dir.join("arcp.db");
+        let first = lock_database(&db).unwrap();
+        let second = lock_database(&db).unwrap_err().to_string();
+        assert!(second.contains("in use by another arcp process"), "{second}");
+        drop(first);
+        lock_database(&db).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
