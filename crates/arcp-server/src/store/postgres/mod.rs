@@ -230,7 +230,13 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
+        // A dead server or network is noticed in about a minute (TCP keepalives, unacknowledged
+        // writes), not after the operating system's defaults (hours): calls then fail with
+        // `Unavailable` and the listener reconnects.
         config.keepalives_idle(Duration::from_secs(30));
+        config.keepalives_interval(Duration::from_secs(10));
+        config.keepalives_retries(3);
+        config.tcp_user_timeout(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name("arcp");
         }
