@@ -14,8 +14,8 @@
 //!   `arcp_event_sessions` (`INSERT … ON CONFLICT DO UPDATE … WHERE newest_seq < $seq AND`
 //!   the caps) and inserts the event under the `(session_id, seq)` primary key; a sequence
 //!   number not above the newest, or taken by another node, is
-//!   [`StoreError::Conflict`](super::StoreError::Conflict) (the runtime retries with a fresh
-//!   one), a full session [`StoreError::CapacityExceeded`](super::StoreError::CapacityExceeded).
+//!   [`StoreError::Conflict`] (the runtime retries with a fresh
+//!   one), a full session [`StoreError::CapacityExceeded`].
 //! - [`IdempotencyStore::claim`](super::IdempotencyStore::claim) is `INSERT … ON CONFLICT
 //!   (principal, key) DO UPDATE … WHERE <the existing record expired> RETURNING`: of any
 //!   number of racing claims exactly one is `Claimed`; the others read the winner's record.
@@ -75,7 +75,7 @@
 //! PostgreSQL has no unsigned 64-bit integer: millisecond times above `i64::MAX` (only ever
 //! used as "never") are stored as `i64::MAX`, which compares the same way against any real
 //! time. Sequence numbers are always within range. A database outage is
-//! [`StoreError::Unavailable`](super::StoreError::Unavailable), never a panic; the pool drops
+//! [`StoreError::Unavailable`], never a panic; the pool drops
 //! broken connections and opens fresh ones for later calls.
 
 mod events;
