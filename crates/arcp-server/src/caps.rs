@@ -58,6 +58,12 @@ pub(crate) async fn terminate_locked(
 ) {
     session.terminated.store(true, Ordering::SeqCst);
     tracing::warn!(session = %session.id, %reason, "buffer cap exceeded; terminating the session");
+    // The session stops being resumable before the client hears about it: a client that
+    // resumes at once must find no record (a durable store answers after a round trip).
+    rt.sessions.lock().remove(&session.id);
+    if let Err(e) = rt.resumes.remove(&session.id).await {
+        tracing::warn!(session = %session.id, error = %e, "could not remove the resume record");
+    }
     if let Some(link) = link.take() {
         let error = ErrorPayload::new(
             ErrorCode::INTERNAL_ERROR,
@@ -74,10 +80,6 @@ pub(crate) async fn terminate_locked(
         let _ = link.tx.try_send(Outbound::Close);
     }
     session.mark_detached(rt);
-    rt.sessions.lock().remove(&session.id);
-    if let Err(e) = rt.resumes.remove(&session.id).await {
-        tracing::warn!(session = %session.id, error = %e, "could not remove the resume record");
-    }
     if let Err(e) = rt.events.purge(&session.id, None).await {
         tracing::warn!(session = %session.id, error = %e, "could not purge the event log");
     }

@@ -124,6 +124,9 @@ async fn write_loop<S: FrameSink>(
 
 /// Keeps the resume record alive for a full window after the session's last link went away.
 pub(crate) async fn refresh_resume_expiry(rt: &Inner, session: &Session) {
+    if session.is_terminated() {
+        return;
+    }
     if let Ok(Some(mut record)) = rt.resumes.get(&session.id).await {
         record.expires_at_millis = rt.now_millis().saturating_add(window_millis(rt));
         if let Err(e) = rt.resumes.put(record).await {

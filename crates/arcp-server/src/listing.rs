@@ -106,16 +106,23 @@ pub(crate) async fn list_jobs(
     } else {
         None
     };
-    let jobs = records
-        .into_iter()
-        .map(|r| {
-            // A job still in memory has a fresher `last_event_seq` than its record.
-            let last_event_seq =
-                rt.job(&r.job_id).map_or(r.last_event_seq, |j| j.last_owner_seq().max(r.last_event_seq));
+    let mut jobs = Vec::with_capacity(records.len());
+    for r in records {
+        // A job still in memory is fresher than its record: its `last_event_seq`, and its
+        // status (a durable record is written after the terminal envelope was sent, so a
+        // client that saw the terminal must not see the job listed as running).
+        let (status, last_event_seq) = match rt.job(&r.job_id) {
+            Some(j) => (j.state.lock().await.status, j.last_owner_seq().max(r.last_event_seq)),
+            None => (r.status, r.last_event_seq),
+        };
+        if query.statuses.as_ref().is_some_and(|s| !s.contains(&status)) {
+            continue;
+        }
+        jobs.push({
             JobListEntry {
                 job_id: r.job_id,
                 agent: r.agent,
-                status: r.status,
+                status,
                 lease: r.lease,
                 parent_job_id: r.parent_job_id,
                 created_at: arcp_core::Timestamp::from_millis(r.created_at_millis),
@@ -123,8 +130,8 @@ pub(crate) async fn list_jobs(
                 trace_id: r.trace_id,
                 last_event_seq,
             }
-        })
-        .collect();
+        });
+    }
     let page = SessionJobs { request_id: request_id.clone(), jobs, next_cursor };
     let env = session.envelope(rt, Message::SessionJobs(page))?;
     conn.send(&env).await;

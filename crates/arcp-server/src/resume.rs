@@ -41,6 +41,10 @@ pub(crate) async fn resume(
         // node created the session). Its log continues where it ends.
         None => restore(&rt, &record).await?,
     };
+    if session.is_terminated() {
+        // A buffer cap ended it (§14); its record is being removed.
+        return Err(expired("Invalid or unknown resume_token"));
+    }
     session.check_coverage(&rt, request.last_event_seq).await?;
     let (meta, caps) = conn.negotiate(version, client);
     *session.meta.lock() = meta;

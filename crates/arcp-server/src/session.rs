@@ -373,6 +373,9 @@ impl Session {
                 }
             }
         }
+        // On a shared log the last batch may hold events another node appended after the
+        // catch-up: they were sent, so the sequence moves past them.
+        st.last_seq = st.last_seq.max(after);
         if let Some(old) = st.link.replace(link) {
             old.kill.cancel();
         }
