@@ -9,6 +9,9 @@
 //! Two nodes: two `arcp serve` processes on one PostgreSQL database; a client starts a job on
 //! node A, drops, resumes on node B and sees every event and the result.
 //!
+//! Outage: the database disappears under a running server; `/readyz` answers 503 and a
+//! request gets a retryable `INTERNAL_ERROR`.
+//!
 //! The PostgreSQL tests need `ARCP_TEST_DATABASE_URL` (CI sets it); without it they say so
 //! loudly and pass. Each creates and drops its own database.
 
@@ -240,4 +243,33 @@ fn replace_database(url: &str, name: &str) -> String {
         Some(q) => format!("{host}/{name}?{q}"),
         None => format!("{host}/{name}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_readiness_and_requests_get_a_retryable_internal_error() {
+    let Some(db) = TestDatabase::create("outage").await else { return };
+    let (_server, url) = serve_on(&db.url, &[]).await;
+    let base = url.replace("ws://", "http://").trim_end_matches("/arcp").to_owned();
+    let ready = || async {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", &format!("{base}/readyz"), "-w", " %{http_code}"])
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ready().await.ends_with(" 200"));
+    let mut client = Client::connect(&url).await;
+    client.hello(KEY).await;
+
+    // The database goes away under the running server.
+    db.drop().await;
+    let body = ready().await;
+    assert!(body.ends_with(" 503") && body.contains("store-unavailable"), "{body}");
+
+    client.send("job.submit", json!({ "agent": "echo", "input": 1 }), json!({})).await;
+    let reply = client.next().await;
+    assert!(matches!(reply["type"].as_str(), Some("job.error" | "session.error")), "{reply}");
+    assert_eq!(reply["payload"]["code"], "INTERNAL_ERROR", "{reply}");
+    assert_eq!(reply["payload"]["retryable"], true, "{reply}");
 }
