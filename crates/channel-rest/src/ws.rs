@@ -269,6 +269,13 @@ impl Conn {
             }
             other => other,
         };
+        // A turn that commits nothing (contended, aborted) keeps the presented token valid and
+        // its outcome carries none: the connection keeps presenting it (durable token stores
+        // keep only digests, so the store cannot hand it back).
+        let presented = match &advance {
+            Advance::Continue { token: Some(t), .. } => ContinuationToken::presented(Some(t.as_str())),
+            _ => None,
+        };
         let job = TurnJob {
             channel: self.inner.channel.clone(),
             runner: self.inner.runner.clone(),
@@ -286,8 +293,11 @@ impl Conn {
                 match &ev {
                     ChannelEvent::Outcome(reply) => {
                         let mut st = state.lock();
+                        if st.session.as_ref() != Some(&reply.session_id) {
+                            st.token = None;
+                        }
                         st.session = Some(reply.session_id.clone());
-                        st.token = reply.continuation_token.clone();
+                        st.token = reply.continuation_token.clone().or_else(|| presented.clone()).or(st.token.take());
                         if start {
                             st.starting = false;
                         }

@@ -20,6 +20,25 @@ async fn every_channel_case_passes_against_arcp_serve_on_every_transport() {
     }
 }
 
+/// The same over the durable SQLite token store (digests only: the store can never hand a
+/// token back, so transports must keep the one they were given).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_case_passes_against_arcp_serve_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("arcp-channel-sqlite-{}", std::process::id()));
+    let store = format!("sqlite:{}/arcp.db", dir.display());
+    let (_server, url) = common::serve(&["--token", "channel-key", "--conformance-fixtures", "--store", &store]).await;
+    let base = url.replace("ws://", "http://").trim_end_matches("/arcp").to_owned();
+    for target in conformance::channel::ChannelTarget::network(&base, Some("channel-key".into())) {
+        let report = conformance::channel::run_channel(&target, None).await;
+        let text = report.render_text();
+        println!("{text}");
+        let (passed, failed, _) = report.counts();
+        assert_eq!(failed, 0, "{text}");
+        assert!(passed >= 20, "{text}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn without_the_flag_the_fixture_agent_is_not_hosted_and_v1_needs_the_key() {
     let (_server, url) = common::serve(&["--token", "channel-key"]).await;

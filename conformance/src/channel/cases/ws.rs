@@ -12,6 +12,7 @@ use crate::Failure;
 use crate::channel::ChannelTransport::Ws;
 use crate::channel::client::HttpClient;
 use crate::channel::driver::{Answer, ChannelDriver};
+use crate::channel::fixture::fixture_body;
 use crate::channel::http::HttpDriver;
 use crate::channel::ws::WsConn;
 
@@ -28,6 +29,12 @@ pub(super) fn cases() -> Vec<ChannelCase> {
             "ws",
             &[Ws],
             "Held connection: a frame without a token continues the bound session and each committed turn rotates the token"
+        ),
+        case!(
+            ws_held_connection_keeps_the_token_through_uncommitted_turns,
+            "ws",
+            &[Ws],
+            "Held connection: after a contended and an aborted turn (which carry no token), a frame without a token still continues with the unrotated token"
         ),
         case!(
             ws_two_concurrent_advances_one_in_flight,
@@ -65,6 +72,28 @@ async fn ws_first_frame_without_token_starts(ctx: ChannelCtx) -> Result<(), Fail
     let result = async {
         let (reply, _) = expect_finished(conn.turn(ok(value.clone()), None, None).await?, &value, "the first frame")?;
         ensure(!reply.session_id.as_str().is_empty(), "the first frame's outcome has no sessionId")
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+async fn ws_held_connection_keeps_the_token_through_uncommitted_turns(ctx: ChannelCtx) -> Result<(), Failure> {
+    let mut conn = held(&ctx).await?;
+    let result = async {
+        let (reply, t0) = expect_finished(conn.turn(ok(json!(0)), None, None).await?, &json!(0), "the first frame")?;
+        let s = reply.session_id.as_str().to_owned();
+        for force in ["contend", "abort"] {
+            let what = format!("a tokenless `{force}` frame on the bound connection");
+            let (reply, _) = expect_reply(conn.turn(fixture_body(force, json!(null)), None, None).await?, &what)?;
+            ensure(reply.session_id.as_str() == s, format!("{what}: continued another session"))?;
+        }
+        let what = "a tokenless frame after the uncommitted turns";
+        let (reply, t1) = expect_finished(conn.turn(ok(json!(1)), None, None).await?, &json!(1), what)?;
+        ensure(reply.session_id.as_str() == s, format!("{what}: continued another session"))?;
+        ensure(t1 != t0, format!("{what}: the committed turn must rotate the token"))?;
+        expect_stale(&ctx, &s, &t0, "the token the last committed turn consumed").await?;
+        advance_ok(&ctx, &s, &t1, "the newest token on another connection").await.map(|_| ())
     }
     .await;
     conn.close().await;
