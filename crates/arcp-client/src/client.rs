@@ -184,10 +184,15 @@ impl Client {
     /// Lists this principal's jobs (`session.list_jobs`, §6.6; needs the `list_jobs`
     /// feature): one page, with `next_cursor` for the next one. Not resent after a resume
     /// ([`ClientError::Interrupted`]: ask again).
+    ///
+    /// Entries that lack `lease` or `last_event_seq`, or carry `created_at` as
+    /// `submitted_at` (the Python reference runtime 1.1.3), are accepted and say so in
+    /// [`ListedJob::deviations`](crate::ListedJob::deviations); any other invalid page is
+    /// [`ClientError::Protocol`].
     pub async fn list_jobs(
         &self,
         request: arcp_core::message::SessionListJobs,
-    ) -> Result<arcp_core::message::SessionJobs, ClientError> {
+    ) -> Result<crate::JobsPage, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::ListJobs { request, reply })?;
         rx.await.map_err(|_| self.inner.shared.failure())?

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use arcp_core::message::{
     Auth, ClientInfo, ErrorStatus, JobCancel, JobError, JobResult, JobSubmit, JobSubscribe, JobSubscribed,
-    JobUnsubscribe, Message, ResultStatus, ResumeRequest, SessionAck, SessionBye, SessionHello, SessionJobs,
-    SessionListJobs, SessionPing, SessionPong, SessionWelcome,
+    JobUnsubscribe, Message, ResultStatus, ResumeRequest, SessionAck, SessionBye, SessionHello, SessionListJobs,
+    SessionPing, SessionPong, SessionWelcome,
 };
 use arcp_core::negotiate::{Capabilities, Feature};
 use arcp_core::{
@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Say `session.bye` and stop.
     Close { reason: Option<String>, reply: oneshot::Sender<()> },
     /// Send a `session.list_jobs`; answer with the matching `session.jobs` (§6.6).
-    ListJobs { request: SessionListJobs, reply: oneshot::Sender<Result<SessionJobs, ClientError>> },
+    ListJobs { request: SessionListJobs, reply: oneshot::Sender<Result<crate::JobsPage, ClientError>> },
     /// Send a `job.subscribe`; answer on `job.subscribed` or a refusal (§7.6).
     Subscribe { request: JobSubscribe, reply: oneshot::Sender<Result<SubscriptionParts, ClientError>> },
     /// Send a `job.unsubscribe` and end the local stream.
@@ -69,7 +69,7 @@ pub(crate) struct SubscriptionParts {
 
 struct PendingList {
     id: MessageId,
-    reply: oneshot::Sender<Result<SessionJobs, ClientError>>,
+    reply: oneshot::Sender<Result<crate::JobsPage, ClientError>>,
 }
 
 struct PendingSubscribe {
@@ -555,7 +555,7 @@ impl<C: Connector> Driver<C> {
             }
             Message::SessionJobs(page) => {
                 if let Some(i) = self.lists.iter().position(|p| p.id == page.request_id) {
-                    let _ = self.lists.swap_remove(i).reply.send(Ok(page));
+                    let _ = self.lists.swap_remove(i).reply.send(Ok(crate::JobsPage::strict(page)));
                 }
                 None
             }
@@ -836,8 +836,9 @@ impl<C: Connector> Driver<C> {
         let ty = value.as_ref().and_then(|v| v.get("type")).and_then(|t| t.as_str()).unwrap_or_default();
         let seq = value.as_ref().and_then(|v| v.get("event_seq")).and_then(|s| s.as_u64()).and_then(EventSeq::new);
         let sequenced = matches!(ty, "job.event" | "job.result" | "job.error");
+        let options = DecodeOptions { max_frame_bytes: self.options.max_frame_bytes };
         let (true, Some(seq)) = (sequenced, seq) else {
-            tracing::warn!(error = %failure.error, "ignoring an undecodable frame");
+            let mut tolerated = false;
             // An unreadable answer still answers its request: fail it rather than wait forever.
             let payload = value.as_ref().and_then(|v| v.get("payload"));
             let e = ClientError::Protocol { reason: format!("undecodable {ty}: {}", failure.error) };
@@ -845,7 +846,14 @@ impl<C: Connector> Driver<C> {
                 && let Some(request_id) = payload.and_then(|p| p.get("request_id")).and_then(|r| r.as_str())
                 && let Some(i) = self.lists.iter().position(|p| p.id.as_str() == request_id)
             {
-                let _ = self.lists.swap_remove(i).reply.send(Err(e));
+                // A page whose entries lack fields some runtimes leave out is still a page
+                // (crate::listing); anything else wrong with it stays a protocol error.
+                let page = value.as_ref().and_then(|v| crate::JobsPage::tolerant(v, &options));
+                if let Some(page) = &page {
+                    tolerated = true;
+                    tracing::debug!(deviations = ?page.deviations(), "tolerated a session.jobs page with missing fields");
+                }
+                let _ = self.lists.swap_remove(i).reply.send(page.ok_or(e));
             } else if ty == "job.subscribed"
                 && let Some(job_id) = payload.and_then(|p| p.get("job_id")).and_then(|j| j.as_str())
                 && let Some(i) = self.subscribes.iter().position(|p| p.job_id.as_str() == job_id)
@@ -853,6 +861,9 @@ impl<C: Connector> Driver<C> {
                 let pending = self.subscribes.swap_remove(i);
                 self.jobs.remove(&pending.job_id);
                 let _ = pending.reply.send(Err(e));
+            }
+            if !tolerated {
+                tracing::warn!(error = %failure.error, "ignoring an undecodable frame");
             }
             return None;
         };

@@ -94,6 +94,7 @@ mod error;
 mod ids;
 mod job;
 mod link;
+mod listing;
 mod options;
 mod subscription;
 
@@ -101,5 +102,6 @@ pub use client::Client;
 pub use connector::Connector;
 pub use error::ClientError;
 pub use job::{JobEvents, JobHandle, JobOutcome, ReceivedEvent, SubmitRequest};
+pub use listing::{JobsPage, ListedJob, ListingDeviation};
 pub use options::{Backoff, ClientOptions};
 pub use subscription::Subscription;

@@ -355,3 +355,53 @@ async fn no_acks_without_the_feature() {
     assert_eq!(within(job.result()).await.unwrap().result, Some(json!(1)));
     let _peer = within(script).await.unwrap();
 }
+
+#[tokio::test]
+async fn listing_pages_with_missing_fields_are_read_and_broken_pages_refused() {
+    let (connector, mut peers) = scripted(1);
+    let mut peer = peers.pop().unwrap();
+    let script = tokio::spawn(async move {
+        peer.open(&["list_jobs"]).await;
+        // 1. The Python reference runtime's shape (spec/interop.md P-16).
+        let list = peer.recv_type("session.list_jobs").await;
+        let entry = json!({"job_id": "job_1", "agent": "echo", "status": "success", "submitted_at": TS});
+        peer.send("session.jobs", json!({}), json!({"request_id": list["id"], "jobs": [entry], "next_cursor": "1"}));
+        // 2. Not a page: `jobs` is not a list.
+        let list = peer.recv_type("session.list_jobs").await;
+        peer.send("session.jobs", json!({}), json!({"request_id": list["id"], "jobs": {"job_1": {}}}));
+        // 3. A status no spec defines, beside the tolerated omissions.
+        let list = peer.recv_type("session.list_jobs").await;
+        let entry = json!({"job_id": "job_1", "agent": "echo", "status": "finished", "submitted_at": TS});
+        peer.send("session.jobs", json!({}), json!({"request_id": list["id"], "jobs": [entry]}));
+        // 4. A complete page: nothing tolerated.
+        let list = peer.recv_type("session.list_jobs").await;
+        let entry = json!({"job_id": "job_2", "agent": "echo@1", "status": "running", "created_at": TS,
+                           "lease": {"tool.call": ["*"]}, "parent_job_id": null, "last_event_seq": 4});
+        peer.send("session.jobs", json!({}), json!({"request_id": list["id"], "jobs": [entry], "next_cursor": null}));
+        peer
+    });
+    let client = within(Client::connect_with(connector, options())).await.unwrap();
+    let page = within(client.list_jobs(Default::default())).await.unwrap();
+    let job = &page.jobs[0];
+    assert_eq!((job.job_id.as_str(), job.lease.as_ref(), job.last_event_seq), ("job_1", None, None));
+    assert_eq!(job.created_at, arcp_core::Timestamp::parse(TS).unwrap());
+    assert_eq!(page.next_cursor.as_deref(), Some("1"));
+    assert_eq!(
+        page.deviations(),
+        [
+            arcp_client::ListingDeviation::SubmittedAtForCreatedAt,
+            arcp_client::ListingDeviation::NoLease,
+            arcp_client::ListingDeviation::NoLastEventSeq
+        ]
+    );
+    for what in ["jobs that is not a list", "an unknown status"] {
+        let err = within(client.list_jobs(Default::default())).await.unwrap_err();
+        assert!(matches!(err, ClientError::Protocol { .. }), "{what}: {err:?}");
+    }
+    let page = within(client.list_jobs(Default::default())).await.unwrap();
+    assert!(page.deviations().is_empty(), "{page:?}");
+    assert_eq!(page.jobs[0].last_event_seq.map(|s| s.get()), Some(4));
+    assert!(page.jobs[0].lease.is_some());
+    assert!(!client.is_closed(), "a bad page fails its request, not the session");
+    within(script).await.unwrap();
+}
