@@ -19,6 +19,9 @@ use crate::subscribe::{SamePrincipalOnly, SubscriptionPolicy};
 use crate::transport::Transport;
 use crate::vendor::VendorHandlers;
 
+/// How many expired sessions one sweep purges (the next sweep continues).
+const SWEEP_BATCH: usize = 1000;
+
 pub(crate) struct Inner {
     pub(crate) config: RuntimeConfig,
     pub(crate) registry: AgentRegistry,
@@ -69,6 +72,28 @@ impl Inner {
             self.sessions.lock().values().filter(|s| s.detached_at.load(Ordering::SeqCst) == 0).cloned().collect();
         for s in attached {
             crate::connection::refresh_resume_expiry(self, &s).await;
+        }
+        // Sessions that can no longer be resumed lose their events (a durable log keeps
+        // them across restarts, so this cannot rely on the in-memory session table), except
+        // while one of their jobs still runs here.
+        match self.resumes.expired(now, SWEEP_BATCH).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Some(s) = self.session(&id) {
+                        if s.running_jobs.load(Ordering::SeqCst) > 0 {
+                            continue;
+                        }
+                        self.sessions.lock().remove(&id);
+                        s.end_subscriptions();
+                    }
+                    if let Err(e) = self.events.purge(&id, None).await {
+                        tracing::warn!(session = %id, error = %e, "could not purge the events of an expired session");
+                        continue;
+                    }
+                    let _ = self.resumes.remove(&id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list expired sessions"),
         }
         if let Err(e) = self.resumes.purge_expired(now).await {
             tracing::warn!(error = %e, "resume sweep failed");

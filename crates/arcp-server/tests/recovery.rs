@@ -200,3 +200,43 @@ impl Newest for Arc<MemoryEventLog> {
         self.bounds(&id).await.unwrap().map(|b| b.newest.get())
     }
 }
+
+#[tokio::test]
+async fn a_restarted_runtime_purges_the_events_of_sessions_that_can_no_longer_resume() {
+    use arcp_server::store::{EventLog, ResumeStore};
+    let stores = Stores::default();
+    let a = node(&stores, Arc::new(AtomicUsize::new(0)));
+    let mut client = Client::connect(&a);
+    client.hello().await;
+    client.submit("once", json!({ "x": 1 }));
+    let Message::JobAccepted(acc) = client.next().await.message else { panic!() };
+    client.until_terminal(acc.job_id.as_str()).await;
+    let session = arcp_core::SessionId::parse(client.session_id.as_deref().unwrap()).unwrap();
+    drop(client);
+
+    // A restarted node that never saw the session, a resume window later.
+    let clock = Arc::new(arcp_core::ManualClock::new(arcp_core::Clock::now_millis(&arcp_core::SystemClock)));
+    let verifier = StaticBearerVerifier::new().with_token(TOKEN, "alice");
+    let b = Runtime::builder(verifier)
+        .clock(SharedClock(clock.clone()))
+        .event_log(stores.events.clone())
+        .resume_store(stores.resumes.clone())
+        .idempotency_store(stores.idempotency.clone())
+        .job_store(stores.jobs.clone())
+        .build();
+    b.sweep().await;
+    assert!(stores.events.bounds(&session).await.unwrap().is_some(), "still resumable: kept");
+    clock.advance(601_000);
+    b.sweep().await;
+    assert_eq!(stores.events.bounds(&session).await.unwrap(), None, "expired: its events are purged");
+    assert_eq!(stores.resumes.get(&session).await.unwrap(), None);
+}
+
+/// A clock the test keeps a handle on.
+struct SharedClock(Arc<arcp_core::ManualClock>);
+
+impl arcp_core::Clock for SharedClock {
+    fn now_millis(&self) -> u64 {
+        self.0.now_millis()
+    }
+}

@@ -378,6 +378,17 @@ pub async fn resume_store(store: &dyn ResumeStore) {
     store.put(resume_record(&expired, "bob", 1, now - 60_000)).await.unwrap();
     store.put(resume_record(&at_now, "bob", 2, now)).await.unwrap();
     store.put(resume_record(&live, "bob", 3, live_until)).await.unwrap();
+    let listed = store.expired(now, 10_000).await.unwrap();
+    let at = |s: &SessionId| listed.iter().position(|x| x == s);
+    assert!(at(&expired).is_some() && at(&at_now).is_some(), "expired lists both expired records: {listed:?}");
+    assert!(at(&expired) < at(&at_now), "soonest-expired first: {listed:?}");
+    assert_eq!(at(&live), None, "a live record is not expired: {listed:?}");
+    assert_eq!(store.expired(now, 1).await.unwrap().len(), 1, "expired honours its limit");
+    assert_eq!(
+        store.get(&expired).await.unwrap().map(|r| r.session_id),
+        Some(expired.clone()),
+        "listing removes nothing"
+    );
     let purged = store.purge_expired(now).await.unwrap();
     assert!(purged >= 2, "purge_expired counted {purged}, expected at least 2");
     assert_eq!(store.get(&expired).await.unwrap(), None);

@@ -177,6 +177,17 @@ impl ResumeStore for MemoryResumeStore {
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         Ok(retain_live(&mut self.0.lock(), now_millis, |r| r.expires_at_millis))
     }
+
+    async fn expired(&self, now_millis: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        let map = self.0.lock();
+        let mut out: Vec<(u64, SessionId)> = map
+            .values()
+            .filter(|r| r.expires_at_millis <= now_millis)
+            .map(|r| (r.expires_at_millis, r.session_id.clone()))
+            .collect();
+        out.sort();
+        Ok(out.into_iter().take(limit).map(|(_, s)| s).collect())
+    }
 }
 
 /// An in-memory [`IdempotencyStore`]; the claim is atomic under one lock.

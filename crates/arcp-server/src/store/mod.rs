@@ -10,10 +10,10 @@
 pub mod contract;
 pub mod jobs;
 pub mod memory;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use jobs::{AgentMatch, JobQuery, JobRecord, JobStore, JobUpdate, ListKey};
 
@@ -141,6 +141,10 @@ pub trait ResumeStore: Send + Sync + 'static {
     async fn remove(&self, session: &SessionId) -> Result<(), StoreError>;
     /// Removes every record expired at `now_millis`; returns how many.
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError>;
+    /// Up to `limit` sessions whose records are expired at `now_millis`, soonest-expired
+    /// first: the sweeper purges their events (they can no longer be resumed), then removes
+    /// the records.
+    async fn expired(&self, now_millis: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
 }
 
 /// An idempotency record: the first submit's digest and its `job.accepted` payload.
@@ -224,6 +228,9 @@ impl<T: ResumeStore + ?Sized> ResumeStore for Arc<T> {
     }
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         (**self).purge_expired(now_millis).await
+    }
+    async fn expired(&self, now_millis: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        (**self).expired(now_millis, limit).await
     }
 }
 

@@ -90,4 +90,23 @@ impl ResumeStore for PgResumeStore {
         let n = client.execute(&statement, &[&to_i64(now_millis)]).await.map_err(db_error)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
+
+    async fn expired(&self, now_millis: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        let client = self.shared.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT session_id FROM arcp_resume WHERE expires_at_millis <= $1 \
+                 ORDER BY expires_at_millis, session_id LIMIT $2",
+            )
+            .await
+            .map_err(db_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client.query(&statement, &[&to_i64(now_millis), &limit]).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let id: &str = row.try_get(0).map_err(db_error)?;
+                SessionId::parse(id).map_err(|e| corrupt("arcp_resume", format!("session id {id:?}: {e}")))
+            })
+            .collect()
+    }
 }

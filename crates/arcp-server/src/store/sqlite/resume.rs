@@ -91,4 +91,24 @@ impl ResumeStore for SqliteResumeStore {
             })
             .await
     }
+
+    async fn expired(&self, now_millis: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        let now = millis(now_millis);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.shared
+            .readers
+            .read(move |conn| {
+                let ids: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT session_id FROM arcp_resume WHERE expires_at_millis <= ?1 \
+                         ORDER BY expires_at_millis, session_id LIMIT ?2",
+                    )
+                    .and_then(|mut s| s.query_map(rusqlite::params![now, limit], |r| r.get(0))?.collect())
+                    .map_err(unavailable)?;
+                ids.into_iter()
+                    .map(|id| SessionId::parse(&id).map_err(|e| corrupt("resume session id", e.to_string())))
+                    .collect()
+            })
+            .await
+    }
 }
