@@ -136,6 +136,12 @@ pub const REQUIREMENTS: &[Requirement] = &[
     ),
     test(
         "6.3",
+        "A resume is refused with RESUME_WINDOW_EXPIRED for an old (rotated) token and for another principal's session, with one message for every case",
+        "crates/arcp-server/tests/resume.rs",
+        "s6_3_wrong_token_old_token_and_other_principal_are_refused",
+    ),
+    test(
+        "6.3",
         "A detached session stays resumable for resume_window_sec after its last message, then its resume record and events are purged",
         "crates/arcp-server/tests/windows.rs",
         "s6_3_a_session_resumes_within_its_window_and_not_after",
