@@ -44,10 +44,6 @@ const fn na(section: &'static str, text: &'static str, reason: &'static str) -> 
     Requirement { section, text, checked: Checked::NotApplicable(reason) }
 }
 
-const fn open(section: &'static str, text: &'static str, what: &'static str) -> Requirement {
-    Requirement { section, text, checked: Checked::Open(what) }
-}
-
 /// Every requirement checked outside the wire suite, in section order.
 pub const REQUIREMENTS: &[Requirement] = &[
     test(
@@ -158,15 +154,17 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "crates/arcp-server/tests/resume.rs",
         "s8_3_a_cut_at_any_point_then_resume_loses_and_duplicates_nothing",
     ),
-    open(
+    test(
         "6.3",
         "A resume whose last_event_seq is above the newest issued event_seq is session.error INVALID_REQUEST",
-        "our runtime answers RESUME_WINDOW_EXPIRED (details.newest_event_seq) instead: `Session::check_coverage` in crates/arcp-server/src/session.rs (and its test `s6_3_cursor_beyond_the_newest_event_is_refused`); the conformance case waits for that fix",
+        "crates/arcp-server/tests/resume.rs",
+        "s6_3_cursor_beyond_the_newest_event_is_refused",
     ),
-    open(
+    test(
         "6.3",
-        "decision 8: a rotated resume token stops working, and the new one keeps working",
-        "a race: when a connection ends, `refresh_resume_expiry` (crates/arcp-server/src/connection.rs) reads the resume record, then writes it back with a new expiry; a resume on a new connection that rotates the token in between is overwritten, so the old token works again and the new one is dead. `s6_3_resume_rotates_the_token` fails intermittently because of it. The fix needs an expiry-only update (e.g. a `ResumeStore::touch`, or a compare-and-set on the token digest)",
+        "decision 8: a rotated resume token stops working, and the new one keeps working, even when the old connection ends during the resume (the expiry refresh never rewrites the token)",
+        "crates/arcp-server/tests/resume.rs",
+        "s6_3_a_detach_racing_a_resume_never_restores_the_old_token",
     ),
     test(
         "6.4",
@@ -186,10 +184,11 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "crates/arcp-server/tests/windows.rs",
         "s7_2_an_idempotency_key_is_free_again_after_its_window",
     ),
-    open(
+    test(
         "7.2",
         "decision 5: an identical resubmit of a finished job sends its terminal envelope again, also when the resubmitting session is the submitting one",
-        "our runtime sends only the job.accepted to the submitting session itself: `replay_existing` in crates/arcp-server/src/submit.rs returns early for the owner (correct for a running job, whose events that session already receives, but the finished case has no such exception); another session gets the terminal (s7_2_identical_resubmit_returns_the_same_accepted)",
+        "crates/arcp-server/tests/idempotency.rs",
+        "s7_2_the_submitting_session_resubmitting_a_finished_job_gets_the_terminal_again",
     ),
     test(
         "7.2",
@@ -197,10 +196,11 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "crates/arcp-server/tests/recovery.rs",
         "an_idempotent_resubmit_after_a_restart_replays_from_the_store_and_runs_nothing",
     ),
-    open(
+    test(
         "7.2",
         "decision 5 / §7.4: the session of an identical resubmit gains cancel authority over the job",
-        "our runtime answers that session's job.cancel with PERMISSION_DENIED: `Conn::cancel` in crates/arcp-server/src/connection.rs only accepts the owning session (it should also accept the job's observers of the same principal); s7_2_identical_resubmit_of_a_running_job_streams_its_live_events checks the rest of the rule",
+        "crates/arcp-server/tests/idempotency.rs",
+        "s7_2_the_resubmitting_session_may_cancel_the_running_job",
     ),
     test(
         "7.3",

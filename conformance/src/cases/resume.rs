@@ -26,6 +26,11 @@ pub(super) fn cases() -> Vec<Case> {
             "6.3",
             "A wrong resume_token gets session.error RESUME_WINDOW_EXPIRED and the transport closes"
         ),
+        case!(
+            s6_3_cursor_beyond_the_newest_event_is_invalid_request,
+            "6.3",
+            "A resume whose last_event_seq is above the newest issued event_seq is session.error INVALID_REQUEST; the refusal does not burn the token"
+        ),
         case!(s7_4_resumed_session_can_cancel, "7.4", "A resumed session keeps cancel authority over its running jobs"),
         case!(
             s6_3_session_resume_message_resumes,
@@ -90,6 +95,23 @@ async fn s6_3_resume_with_nothing_new_succeeds(ctx: Ctx) -> Result<(), Failure> 
     peer.drop_connection();
     let (_, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("a resume with nothing to replay must succeed, got {w}"))
+}
+
+async fn s6_3_cursor_beyond_the_newest_event_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
+    let (mut peer, welcome) = open(&ctx).await?;
+    require_agent(&welcome, "echo")?;
+    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": "x"})).await?;
+    super::until_terminal(&mut peer, &job_id(&accepted)?).await?;
+    let (session, token, seen) =
+        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
+    peer.drop_connection();
+    let (_, refused) = super::resume(&ctx, &session, &token, seen + 1000).await?;
+    ensure(
+        refused["type"] == "session.error" && refused["payload"]["code"] == "INVALID_REQUEST",
+        format!("a cursor beyond the newest event must be session.error INVALID_REQUEST, got {refused}"),
+    )?;
+    let (_, w) = super::resume(&ctx, &session, &token, seen).await?;
+    ensure(w["type"] == "session.welcome", format!("the refused resume must not burn the token, got {w}"))
 }
 
 async fn s6_3_wrong_resume_token_is_refused(ctx: Ctx) -> Result<(), Failure> {

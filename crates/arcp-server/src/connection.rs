@@ -127,11 +127,10 @@ pub(crate) async fn refresh_resume_expiry(rt: &Inner, session: &Session) {
     if session.is_terminated() {
         return;
     }
-    if let Ok(Some(mut record)) = rt.resumes.get(&session.id).await {
-        record.expires_at_millis = rt.now_millis().saturating_add(window_millis(rt));
-        if let Err(e) = rt.resumes.put(record).await {
-            tracing::warn!(session = %session.id, error = %e, "could not refresh the resume record");
-        }
+    // Expiry only: a get-then-put would undo a resume that rotated the token meanwhile.
+    let expires = rt.now_millis().saturating_add(window_millis(rt));
+    if let Err(e) = rt.resumes.set_expiry(&session.id, expires).await {
+        tracing::warn!(session = %session.id, error = %e, "could not refresh the resume record");
     }
 }
 
@@ -544,7 +543,11 @@ impl Conn {
             crate::submit::refuse(self, session, Some(request_id), Some(job_id), e).await;
             return;
         };
-        if job.owner.id != session.id {
+        // The submitting session and the sessions of identical resubmits (decision 5: same
+        // principal, they observe the job) hold cancel authority.
+        let observer = job.principal == session.principal
+            && job.state.lock().await.observers.iter().any(|o| Arc::ptr_eq(o, session));
+        if job.owner.id != session.id && !observer {
             // Subscribers (any principal the policy let in) see the job but never hold
             // cancel authority (§7.6).
             let e = if job.principal == session.principal || crate::subscribe::is_subscribed(session, &job.id) {

@@ -393,9 +393,10 @@ impl Session {
 
     async fn check_coverage_locked(&self, rt: &Inner, st: &EmitState, cursor: EventSeq) -> Result<(), Error> {
         if cursor > st.last_seq {
+            // §6.3 step 3: a cursor the session never issued is a malformed request.
             return Err(Error::Refused(
                 ErrorPayload::new(
-                    ErrorCode::RESUME_WINDOW_EXPIRED,
+                    ErrorCode::INVALID_REQUEST,
                     format!("last_event_seq {cursor} is beyond the session's newest event {}", st.last_seq),
                 )
                 .with_details(serde_json::json!({ "newest_event_seq": st.last_seq.get() })),

@@ -206,10 +206,6 @@ async fn replay_existing(conn: &Conn, session: &Arc<Session>, accepted: &JobAcce
         replay_from_store(conn, session, &accepted.job_id).await;
         return;
     };
-    if job.owner.id == session.id {
-        // The owner already receives every event of its job.
-        return;
-    }
     let mut st = job.state.lock().await;
     match &st.terminal {
         Some(terminal) => {
@@ -218,6 +214,8 @@ async fn replay_existing(conn: &Conn, session: &Arc<Session>, accepted: &JobAcce
                 tracing::warn!(job = %job.id, error = %e, "could not replay the terminal envelope");
             }
         }
+        // The owner already receives every live event of its job.
+        None if job.owner.id == session.id => {}
         None => {
             if !st.observers.iter().any(|o| o.id == session.id) {
                 st.observers.push(session.clone());
@@ -228,8 +226,8 @@ async fn replay_existing(conn: &Conn, session: &Arc<Session>, accepted: &JobAcce
 
 /// An identical resubmit of a job this runtime does not hold (it ran before a restart, or on
 /// another node sharing the store): a finished job's terminal envelope is read from its
-/// session's log and sent to the resubmitting session (the owning session already has it in
-/// its own log). A job still running elsewhere is left to `job.subscribe`.
+/// session's log and sent again to the resubmitting session (decision 5, the submitting
+/// session included). A job still running elsewhere is left to `job.subscribe`.
 async fn replay_from_store(conn: &Conn, session: &Arc<Session>, job_id: &JobId) {
     let rt = &conn.rt;
     let record = match rt.job_store.get(job_id).await {
@@ -240,7 +238,7 @@ async fn replay_from_store(conn: &Conn, session: &Arc<Session>, job_id: &JobId) 
             return;
         }
     };
-    if record.session_id == session.id || !record.status.is_terminal() {
+    if !record.status.is_terminal() {
         return;
     }
     match crate::recovery::terminal_of(rt, &record).await {

@@ -124,3 +124,53 @@ async fn s7_2_one_hundred_concurrent_submits_with_one_key_start_one_job() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "exactly one job ran");
 }
+
+#[tokio::test]
+async fn s7_2_the_submitting_session_resubmitting_a_finished_job_gets_the_terminal_again() {
+    let rt = runtime();
+    let mut a = Client::connect(&rt);
+    a.hello().await;
+    submit_with_key(&mut a, "echo", json!({"x": 1}), "k-own");
+    let Message::JobAccepted(acc) = a.next().await.message else { panic!() };
+    let first = a.until_terminal(acc.job_id.as_str()).await;
+    let first_end = first.last().unwrap().clone();
+    submit_with_key(&mut a, "echo", json!({"x": 1}), "k-own");
+    let Message::JobAccepted(again) = a.next().await.message else { panic!() };
+    assert_eq!(again, acc);
+    let end = a.next().await;
+    assert_eq!(end.job_id.as_ref(), Some(&acc.job_id));
+    assert_eq!(end.message, first_end.message, "the same terminal payload");
+    assert!(end.event_seq > first_end.event_seq, "a new envelope in the session's own sequence");
+    assert_ne!(end.id, first_end.id);
+}
+
+#[tokio::test]
+async fn s7_2_the_resubmitting_session_may_cancel_the_running_job() {
+    let rt = runtime();
+    let mut a = Client::connect(&rt);
+    a.hello().await;
+    submit_with_key(&mut a, "sleep", json!({}), "k-cancel");
+    let Message::JobAccepted(acc) = a.next().await.message else { panic!() };
+    let mut b = Client::connect(&rt);
+    b.hello_with(ALICE_TOO, Some(ALL_FEATURES)).await;
+    submit_with_key(&mut b, "sleep", json!({}), "k-cancel");
+    let Message::JobAccepted(acc_b) = b.next().await.message else { panic!() };
+    assert_eq!(acc_b, acc);
+    b.send("job.cancel", json!({"reason": "from b"}), json!({"job_id": acc.job_id.as_str()}));
+    let mut saw_ack = false;
+    loop {
+        let env = b.next().await;
+        match &env.message {
+            Message::JobCancelled(_) => saw_ack = true,
+            Message::JobError(e) => {
+                assert_eq!(e.code, ErrorCode::CANCELLED, "{env:?}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_ack, "job.cancelled before the terminal");
+    let end = a.until_terminal(acc.job_id.as_str()).await;
+    let Message::JobError(e) = &end.last().unwrap().message else { panic!() };
+    assert_eq!(e.code, ErrorCode::CANCELLED);
+}

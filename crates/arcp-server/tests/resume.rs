@@ -133,7 +133,7 @@ async fn s6_3_cursor_beyond_the_newest_event_is_refused() {
     let mut c2 = Client::connect(&rt);
     let env = c2.resume(&session, &token, 999).await;
     let Message::SessionError(e) = &env.message else { panic!("{env:?}") };
-    assert_eq!(e.code, ErrorCode::RESUME_WINDOW_EXPIRED);
+    assert_eq!(e.code, ErrorCode::INVALID_REQUEST);
     assert_eq!(e.details.as_ref().unwrap()["newest_event_seq"], 7);
     // The refusal did not burn the token: a correct cursor still resumes.
     let mut c3 = Client::connect(&rt);
@@ -304,5 +304,32 @@ proptest! {
     #[test]
     fn s8_3_a_cut_at_any_point_then_resume_loses_and_duplicates_nothing(cut in 0usize..10_003) {
         cut_and_resume(cut);
+    }
+}
+
+/// Decision 8 under a race: the old connection's detach (which refreshes the record's expiry)
+/// runs while a resume on a new connection rotates the token; the old token must stay dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_3_a_detach_racing_a_resume_never_restores_the_old_token() {
+    let rt = runtime();
+    for round in 0..40 {
+        let mut a = Client::connect(&rt);
+        a.hello().await;
+        let (session, old) = (a.session_id.clone().unwrap(), a.resume_token.clone().unwrap());
+        // `a` drops just as `b` resumes: a's detach (which refreshes the record's expiry)
+        // runs concurrently with the rotation.
+        let mut b = Client::connect(&rt);
+        drop(a);
+        let w = b.resume(&session, &old, 0).await;
+        let Message::SessionWelcome(w) = &w.message else { panic!("round {round}: {w:?}") };
+        let new = w.resume_token.expose().to_owned();
+        drop(b);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut c = Client::connect(&rt);
+        let refused = c.resume(&session, &old, 0).await;
+        assert!(matches!(refused.message, Message::SessionError(_)), "round {round}: the old token came back");
+        let mut d = Client::connect(&rt);
+        let ok = d.resume(&session, &new, 0).await;
+        assert!(matches!(ok.message, Message::SessionWelcome(_)), "round {round}: the new token died: {ok:?}");
     }
 }

@@ -174,6 +174,13 @@ impl ResumeStore for MemoryResumeStore {
         Ok(())
     }
 
+    async fn set_expiry(&self, session: &SessionId, expires_at_millis: u64) -> Result<(), StoreError> {
+        if let Some(r) = self.0.lock().get_mut(session) {
+            r.expires_at_millis = expires_at_millis;
+        }
+        Ok(())
+    }
+
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         Ok(retain_live(&mut self.0.lock(), now_millis, |r| r.expires_at_millis))
     }

@@ -139,6 +139,10 @@ pub trait ResumeStore: Send + Sync + 'static {
     async fn get(&self, session: &SessionId) -> Result<Option<ResumeRecord>, StoreError>;
     /// Removes the record.
     async fn remove(&self, session: &SessionId) -> Result<(), StoreError>;
+    /// Moves the record's expiry to `expires_at_millis` without touching its token (a
+    /// missing record is not an error). Never a read-then-write: a resume that rotates the
+    /// token meanwhile must not be undone.
+    async fn set_expiry(&self, session: &SessionId, expires_at_millis: u64) -> Result<(), StoreError>;
     /// Removes every record expired at `now_millis`; returns how many.
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError>;
     /// Up to `limit` sessions whose records are expired at `now_millis`, soonest-expired
@@ -225,6 +229,9 @@ impl<T: ResumeStore + ?Sized> ResumeStore for Arc<T> {
     }
     async fn remove(&self, session: &SessionId) -> Result<(), StoreError> {
         (**self).remove(session).await
+    }
+    async fn set_expiry(&self, session: &SessionId, expires_at_millis: u64) -> Result<(), StoreError> {
+        (**self).set_expiry(session, expires_at_millis).await
     }
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         (**self).purge_expired(now_millis).await

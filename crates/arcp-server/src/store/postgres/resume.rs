@@ -83,6 +83,16 @@ impl ResumeStore for PgResumeStore {
         Ok(())
     }
 
+    async fn set_expiry(&self, session: &SessionId, expires_at_millis: u64) -> Result<(), StoreError> {
+        let client = self.shared.client().await?;
+        let statement = client
+            .prepare_cached("UPDATE arcp_resume SET expires_at_millis = $2 WHERE session_id = $1")
+            .await
+            .map_err(db_error)?;
+        client.execute(&statement, &[&session.as_str(), &to_i64(expires_at_millis)]).await.map_err(db_error)?;
+        Ok(())
+    }
+
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         let client = self.shared.client().await?;
         let statement =

@@ -82,6 +82,19 @@ impl ResumeStore for SqliteResumeStore {
             .await
     }
 
+    async fn set_expiry(&self, session: &SessionId, expires_at_millis: u64) -> Result<(), StoreError> {
+        let session = session.as_str().to_owned();
+        let expires = millis(expires_at_millis);
+        self.shared
+            .writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE arcp_resume SET expires_at_millis = ?2 WHERE session_id = ?1")?
+                    .execute(rusqlite::params![session, expires])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn purge_expired(&self, now_millis: u64) -> Result<usize, StoreError> {
         let now = millis(now_millis);
         self.shared
