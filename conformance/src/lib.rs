@@ -31,26 +31,17 @@ pub fn reference_agents() -> arcp_server::AgentRegistry {
     arcp_server::builtin::registry().unwrap_or_default()
 }
 
-/// The name of the versioned fixture agent (§7.5).
-pub const VERSIONED_FIXTURE: &str = "conformance.versioned";
-
-/// The versions of [`VERSIONED_FIXTURE`], in registration order; the last is the default.
-pub const VERSIONED_FIXTURE_VERSIONS: [&str; 2] = ["1.0.0", "2.0.0"];
+pub use arcp_server::builtin::{VERSIONED_FIXTURE, VERSIONED_FIXTURE_VERSIONS};
 
 /// Registers the conformance fixture agents in `registry`: [`VERSIONED_FIXTURE`] at the
-/// versions [`VERSIONED_FIXTURE_VERSIONS`] (in that order, so the default `2.0.0` is not the
-/// first registered), each returning `{"version": "<its version>"}`.
+/// versions [`VERSIONED_FIXTURE_VERSIONS`] (the default is the last, not the first
+/// registered), each returning `{"version": "<its version>"}`. `arcp serve
+/// --conformance-fixtures` hosts the same.
 ///
 /// A server that hosts it gets the full §7.5 resolution cases (default, pinned, listing by
 /// `name@version`); without it those cases check what the contract agents allow.
 pub fn register_fixtures(registry: &mut arcp_server::AgentRegistry) -> Result<(), arcp_core::Error> {
-    for version in VERSIONED_FIXTURE_VERSIONS {
-        registry.register_version(VERSIONED_FIXTURE, version, move |_ctx, _input| async move {
-            Ok(serde_json::json!({ "version": version }))
-        })?;
-    }
-    registry.set_default(VERSIONED_FIXTURE, VERSIONED_FIXTURE_VERSIONS[1])?;
-    Ok(())
+    arcp_server::builtin::register_versioned_fixture(registry)
 }
 
 /// What the in-process targets host: the contract agents ([`reference_agents`]) and the

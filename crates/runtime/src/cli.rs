@@ -89,8 +89,10 @@ pub(crate) struct ChannelArgs {
     /// The largest request body the channel accepts, in bytes.
     #[arg(long, env = "ARCP_CHANNEL_MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub(crate) channel_max_body_bytes: usize,
-    /// Also host the `conformance.channel` agent, the fixture `cargo xtask conformance
-    /// --channel URL` drives to force every turn outcome. For testing; off by default.
+    /// Also host the conformance fixture agents: `conformance.channel`, which `cargo xtask
+    /// conformance --channel URL` drives to force every turn outcome, and
+    /// `conformance.versioned` (versions 1.0.0 and 2.0.0, default 2.0.0) for the §7.5 version
+    /// cases. For testing; off by default.
     #[arg(long, env = "ARCP_CONFORMANCE_FIXTURES")]
     pub(crate) conformance_fixtures: bool,
 }

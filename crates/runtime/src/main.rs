@@ -229,6 +229,8 @@ fn build_front(
     let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     if args.channel.conformance_fixtures {
         fixture_agent::register(&mut agents).context("cannot register the conformance fixture agent")?;
+        arcp_server::builtin::register_versioned_fixture(&mut agents)
+            .context("cannot register the versioned conformance fixture agent")?;
     }
     plugins.register_agents(&mut agents).map_err(|e| Failure::Usage(format!("plugins: {e}")))?;
     let names = agents.names();

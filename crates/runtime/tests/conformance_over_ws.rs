@@ -1,4 +1,5 @@
-//! The whole conformance suite against the real `arcp serve` binary over WebSocket.
+//! The whole conformance suite against the real `arcp serve` binary over WebSocket (SQLite
+//! store, conformance fixtures hosted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,20 @@ mod common;
 async fn every_conformance_case_passes_against_arcp_serve() {
     // The suite makes the server log a lot (ARCP_LOG=debug): its stderr goes nowhere rather
     // than into a pipe nobody drains (a full pipe would block the server's logging).
-    let mut cmd = common::command(&["serve", "--listen", "127.0.0.1:0", "--token", "conformance-token"]);
+    // On the default store kind (SQLite) and with the fixtures, so the §7.5 version cases run
+    // in full.
+    let dir = std::env::temp_dir().join(format!("arcp-conformance-ws-{}", std::process::id()));
+    let store = format!("sqlite:{}/arcp.db", dir.display());
+    let mut cmd = common::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "conformance-token",
+        "--conformance-fixtures",
+        "--store",
+        &store,
+    ]);
     cmd.stderr(std::process::Stdio::null());
     let mut server = common::spawn_command(cmd);
     let line = server.line().await;
@@ -30,4 +44,6 @@ async fn every_conformance_case_passes_against_arcp_serve() {
             );
         }
     }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }
