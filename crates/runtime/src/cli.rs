@@ -70,6 +70,15 @@ pub(crate) struct ServeArgs {
     /// live node ends those of a node that stopped heart-beating).
     #[arg(long, env = "ARCP_NODE_ID", value_name = "NAME", default_value = "local")]
     pub(crate) node_id: String,
+    /// PostgreSQL only: how often this node records that it is alive, in seconds.
+    #[arg(long, env = "ARCP_NODE_HEARTBEAT_SECS", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) node_heartbeat_secs: u64,
+    /// PostgreSQL only: after how many seconds without a heartbeat a node counts as dead; a
+    /// live node then ends the jobs it left unfinished. Must exceed --node-heartbeat-secs.
+    #[arg(long, env = "ARCP_NODE_DEAD_AFTER_SECS", value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    pub(crate) node_dead_after_secs: u64,
     /// The operator plugin policy (`.json` or `.toml`): which compiled-in plugins (`demo`,
     /// `webhooks`) load and what each is granted. Without it, no plugin loads. See
     /// docs/plugins.md.

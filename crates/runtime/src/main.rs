@@ -120,6 +120,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.node_id.is_empty() {
         return Err(Failure::Usage("--node-id (or ARCP_NODE_ID) must not be empty".to_owned()));
     }
+    if args.node_dead_after_secs <= args.node_heartbeat_secs {
+        return Err(Failure::Usage(format!(
+            "--node-dead-after-secs ({}) must exceed --node-heartbeat-secs ({}): a live node would count as dead",
+            args.node_dead_after_secs, args.node_heartbeat_secs
+        )));
+    }
     let stores = store_choice::open(&spec).await?;
     tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
     let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
@@ -133,7 +139,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
     let listener = TcpListener::bind(&addrs[..]).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("cannot read the bound address")?;
-    recover(&front).await?;
+    let liveness = Liveness {
+        heartbeat: Duration::from_secs(args.node_heartbeat_secs),
+        dead_after: Duration::from_secs(args.node_dead_after_secs),
+    };
+    recover(&front, liveness).await?;
     front.runtime.start_sweeper(SWEEP_INTERVAL);
     if args.insecure && !is_loopback(&local) {
         tracing::warn!(%local, "listening on a non-loopback address over plain HTTP: bearer tokens travel in cleartext");
@@ -151,7 +161,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 /// Ends the jobs this node was running when it last died (before any connection is served),
 /// and on PostgreSQL starts the node heartbeat that lets live nodes end a dead node's jobs.
-async fn recover(front: &http::Front) -> Result<(), Failure> {
+async fn recover(front: &http::Front, liveness: Liveness) -> Result<(), Failure> {
     let report = front.runtime.recover().await.context("cannot recover the jobs of the previous run")?;
     if !report.orphaned.is_empty() || !report.already_ended.is_empty() {
         tracing::warn!(
@@ -161,18 +171,25 @@ async fn recover(front: &http::Front) -> Result<(), Failure> {
         );
     }
     if let Some(pg) = front.health.postgres() {
-        node_liveness(front.runtime.clone(), pg.clone());
+        node_liveness(front.runtime.clone(), pg.clone(), liveness);
     }
     Ok(())
 }
 
-/// PostgreSQL: records this node as alive every [`store_choice::NODE_HEARTBEAT`], and ends
-/// the unfinished jobs of nodes silent for [`store_choice::NODE_DEAD_AFTER`] (each dead node
-/// is adopted by exactly one live node).
-fn node_liveness(runtime: Runtime, pg: arcp_server::store::postgres::PgStore) {
+/// How a PostgreSQL node tells it is alive and decides that another one is dead.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    heartbeat: Duration,
+    dead_after: Duration,
+}
+
+/// PostgreSQL: records this node as alive every `liveness.heartbeat`, and ends the unfinished
+/// jobs of nodes silent for `liveness.dead_after` (each dead node is adopted by exactly one
+/// live node).
+fn node_liveness(runtime: Runtime, pg: arcp_server::store::postgres::PgStore, liveness: Liveness) {
     tokio::spawn(async move {
         let node = runtime.config().node_id.clone();
-        let mut tick = tokio::time::interval(store_choice::NODE_HEARTBEAT);
+        let mut tick = tokio::time::interval(liveness.heartbeat);
         loop {
             tick.tick().await;
             let now = arcp_core::Clock::now_millis(&arcp_core::SystemClock);
@@ -180,7 +197,7 @@ fn node_liveness(runtime: Runtime, pg: arcp_server::store::postgres::PgStore) {
                 tracing::warn!(error = %e, "could not record the node heartbeat");
                 continue;
             }
-            let dead_before = now.saturating_sub(store_choice::NODE_DEAD_AFTER.as_millis() as u64);
+            let dead_before = now.saturating_sub(u64::try_from(liveness.dead_after.as_millis()).unwrap_or(u64::MAX));
             let dead = match pg.dead_nodes(dead_before).await {
                 Ok(d) => d,
                 Err(e) => {

@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use arcp_server::store::postgres::{PgOptions, PgStore};
@@ -198,11 +197,6 @@ fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", lock_path.display())),
     }
 }
-
-/// How often a PostgreSQL node records that it is alive, and after how long without that a
-/// node counts as dead (its unfinished jobs are then ended by a live node).
-pub(crate) const NODE_HEARTBEAT: Duration = Duration::from_secs(10);
-pub(crate) const NODE_DEAD_AFTER: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

@@ -273,3 +273,45 @@ async fn postgres_outage_fails_readiness_and_requests_get_a_retryable_internal_e
     assert_eq!(reply["payload"]["code"], "INTERNAL_ERROR", "{reply}");
     assert_eq!(reply["payload"]["retryable"], true, "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_live_node_ends_the_jobs_of_a_dead_node() {
+    let Some(db) = TestDatabase::create("deadnode").await else { return };
+    let fast = ["--node-heartbeat-secs", "1", "--node-dead-after-secs", "3"];
+    let mut a_args = vec!["--node-id", "node-a"];
+    a_args.extend_from_slice(&fast);
+    let mut b_args = vec!["--node-id", "node-b"];
+    b_args.extend_from_slice(&fast);
+    let (mut a, url_a) = serve_on(&db.url, &a_args).await;
+    let (_b, url_b) = serve_on(&db.url, &b_args).await;
+    let mut client = Client::connect(&url_a).await;
+    let welcome = client.hello(KEY).await;
+    let token = welcome["payload"]["resume_token"].as_str().unwrap().to_owned();
+    let session = client.session_id.clone().unwrap();
+    let job = client.submit("sleep", json!({})).await;
+    let mut last = 0;
+    read_through(&mut client, &mut last, 1).await;
+    // Node A dies for good; node B notices within a few seconds and ends A's job.
+    a.child.start_kill().unwrap();
+    let _ = tokio::time::timeout(common::WAIT, a.child.wait()).await.unwrap();
+    drop(client);
+
+    let mut resumed = resume(&url_b, &session, &token, last).await;
+    // The terminal may take the dead-after time plus a heartbeat to appear: read with a
+    // generous bound (not a timing assertion: only an upper limit on waiting).
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let env = resumed.next_within(Duration::from_secs(30)).await;
+            if env["job_id"] == job.as_str() && env["type"] == "job.error" {
+                return env;
+            }
+        }
+    })
+    .await
+    .expect("node B ends node A's job");
+    assert_eq!(end["payload"]["code"], "INTERNAL_ERROR", "{end}");
+    assert_eq!(end["payload"]["retryable"], true, "{end}");
+    assert_eq!(end["payload"]["details"]["node"], "node-a", "{end}");
+    assert_eq!(end["event_seq"].as_u64(), Some(last + 1), "{end}");
+    db.drop().await;
+}

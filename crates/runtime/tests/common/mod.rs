@@ -147,7 +147,12 @@ impl Client {
 
     /// The next envelope (panics after [`WAIT`] or if the connection closed).
     pub async fn next(&mut self) -> Value {
-        let frame = tokio::time::timeout(WAIT, self.source.recv())
+        self.next_within(WAIT).await
+    }
+
+    /// The next envelope (panics after `wait` or if the connection closed).
+    pub async fn next_within(&mut self, wait: Duration) -> Value {
+        let frame = tokio::time::timeout(wait, self.source.recv())
             .await
             .expect("a frame in time")
             .expect("the connection is open")
