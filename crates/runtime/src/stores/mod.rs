@@ -3,4 +3,5 @@
 //! restart.
 
 pub mod postgres_tokens;
+mod row;
 pub mod sqlite_tokens;

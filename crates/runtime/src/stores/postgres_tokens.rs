@@ -36,14 +36,13 @@
 
 use std::fmt;
 
+use super::row::{Row, ct_eq, digest, ms, refused, unsigned};
 use arcp_server::store::postgres::{PgStore, migrate};
 use async_trait::async_trait;
 use channel_core::{
     Claim, ContinuationToken, Recovered, Refusal, SessionId, SessionInfo, StoreError, TokenStore, TurnLog, TurnSummary,
 };
 use deadpool_postgres::{Object, Pool};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// The migration component of the channel tables.
 pub const COMPONENT: &str = "channel";
@@ -116,70 +115,9 @@ fn db(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn refused(r: Refusal) -> StoreError {
-    StoreError::Refused(r)
-}
-
-/// SHA-256 of a token: the only form in which the store keeps it.
-fn digest(token: &ContinuationToken) -> [u8; 32] {
-    Sha256::digest(token.expose().as_bytes()).into()
-}
-
-fn ct_eq(stored: &[u8], presented: &[u8; 32]) -> bool {
-    stored.len() == presented.len() && bool::from(stored.ct_eq(presented))
-}
-
-/// A millisecond time as stored (saturated at `i64::MAX`, which compares as "never").
-fn ms(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn unsigned(what: &str, v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Backend(format!("corrupt {what} in the channel store: {v}")))
-}
-
 /// `sql` with the [`HELD`] placeholder `$now` bound to parameter `n`.
 fn held_at(n: usize) -> String {
     HELD.replace("$now", &format!("${n}"))
-}
-
-/// A session row, as the refusal logic needs it.
-struct Row {
-    owner: String,
-    token_digest: Vec<u8>,
-    consumed_digest: Option<Vec<u8>>,
-    created_at: i64,
-    expires_at: i64,
-    claim_until: Option<i64>,
-    turns: i64,
-    last_status: Option<String>,
-    last_log: Option<String>,
-}
-
-impl Row {
-    fn held(&self, now: i64) -> bool {
-        self.claim_until.is_some_and(|until| until > now)
-    }
-
-    fn live(&self, now: i64) -> bool {
-        self.held(now) || self.expires_at > now
-    }
-
-    /// The refusal a claim or validation gets (rule 1 order, after `unknown-session`).
-    fn check(&self, presented: Option<&[u8; 32]>, now: i64) -> Result<(), Refusal> {
-        let presented = presented.ok_or(Refusal::MissingToken)?;
-        if !ct_eq(&self.token_digest, presented) {
-            return Err(Refusal::StaleToken);
-        }
-        if self.held(now) {
-            return Err(Refusal::InFlight);
-        }
-        Ok(())
-    }
-
-    fn log(&self) -> Option<TurnLog> {
-        self.last_log.clone().map(TurnLog::from_json)
-    }
 }
 
 /// The row of a live session owned by `owner` (any owner when `None`).

@@ -35,16 +35,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::row::{Row, ct_eq, digest, ms, refused, unsigned};
 use arcp_core::{Entropy, OsEntropy};
 use arcp_server::store::sqlite::{Synchronous, migrate};
 use async_trait::async_trait;
 use channel_core::{
-    Claim, ContinuationToken, Recovered, Refusal, SessionId, SessionInfo, StoreError, TokenStore, TurnLog, TurnSummary,
+    Claim, ContinuationToken, Recovered, Refusal, SessionId, SessionInfo, StoreError, TokenStore, TurnSummary,
 };
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// The migration component of the channel tables.
 pub const COMPONENT: &str = "channel";
@@ -113,68 +112,11 @@ fn backend(e: impl fmt::Display) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
-fn refused(r: Refusal) -> StoreError {
-    StoreError::Refused(r)
-}
-
-/// SHA-256 of a token: the only form in which the store keeps it.
-fn digest(token: &ContinuationToken) -> [u8; 32] {
-    Sha256::digest(token.expose().as_bytes()).into()
-}
-
-fn ct_eq(stored: &[u8], presented: &[u8; 32]) -> bool {
-    stored.len() == presented.len() && bool::from(stored.ct_eq(presented))
-}
-
-/// A millisecond time as stored (saturated at `i64::MAX`, which compares as "never").
-fn ms(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn unsigned(what: &str, v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Backend(format!("corrupt {what} in the channel store: {v}")))
-}
-
 /// A fresh fencing nonce (63 random bits, so it fits SQLite's signed integers).
 fn nonce() -> Result<i64, StoreError> {
     let mut b = [0u8; 8];
     OsEntropy.fill(&mut b).map_err(|e| StoreError::Backend(format!("no randomness for a claim nonce: {e}")))?;
     Ok(i64::from_be_bytes(b) & i64::MAX)
-}
-
-/// A session row, as the refusal logic needs it.
-struct Row {
-    owner: String,
-    token_digest: Vec<u8>,
-    consumed_digest: Option<Vec<u8>>,
-    created_at: i64,
-    expires_at: i64,
-    claim_until: Option<i64>,
-    turns: i64,
-    last_status: Option<String>,
-    last_log: Option<String>,
-}
-
-impl Row {
-    fn held(&self, now: i64) -> bool {
-        self.claim_until.is_some_and(|until| until > now)
-    }
-
-    fn live(&self, now: i64) -> bool {
-        self.held(now) || self.expires_at > now
-    }
-
-    /// The refusal a claim or validation gets (rule 1 order, after `unknown-session`).
-    fn check(&self, presented: Option<&[u8; 32]>, now: i64) -> Result<(), Refusal> {
-        let presented = presented.ok_or(Refusal::MissingToken)?;
-        if !ct_eq(&self.token_digest, presented) {
-            return Err(Refusal::StaleToken);
-        }
-        if self.held(now) {
-            return Err(Refusal::InFlight);
-        }
-        Ok(())
-    }
 }
 
 /// The row of a live session owned by `owner` (any owner when `None`).
@@ -472,7 +414,7 @@ impl TokenStore for SqliteTokenStore {
                 return Err(refused(Refusal::UnknownSession));
             };
             let presented = presented.ok_or(refused(Refusal::MissingToken))?;
-            let log = row.last_log.clone().map(TurnLog::from_json);
+            let log = row.log();
             if ct_eq(&row.token_digest, &presented) {
                 return Ok(Recovered { log, reissued: false });
             }
