@@ -85,26 +85,26 @@ async fn s6_3_resume_rotates_the_token(ctx: Ctx) -> Result<(), Failure> {
     ensure(p3.closes_within(Duration::from_secs(5)).await, "session.error closes")
 }
 
-async fn s6_3_resume_with_nothing_new_succeeds(ctx: Ctx) -> Result<(), Failure> {
-    let (mut peer, welcome) = open(&ctx).await?;
+/// A session whose one `echo` job finished, dropped: `(session_id, resume_token, last seq)`.
+async fn finished_then_dropped(ctx: &Ctx) -> Result<(String, String, u64), Failure> {
+    let (mut peer, welcome) = open(ctx).await?;
     require_agent(&welcome, "echo")?;
     let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": "x"})).await?;
     super::until_terminal(&mut peer, &job_id(&accepted)?).await?;
-    let (session, token, seen) =
+    let state =
         (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
     peer.drop_connection();
+    Ok(state)
+}
+
+async fn s6_3_resume_with_nothing_new_succeeds(ctx: Ctx) -> Result<(), Failure> {
+    let (session, token, seen) = finished_then_dropped(&ctx).await?;
     let (_, w) = super::resume(&ctx, &session, &token, seen).await?;
     ensure(w["type"] == "session.welcome", format!("a resume with nothing to replay must succeed, got {w}"))
 }
 
 async fn s6_3_cursor_beyond_the_newest_event_is_invalid_request(ctx: Ctx) -> Result<(), Failure> {
-    let (mut peer, welcome) = open(&ctx).await?;
-    require_agent(&welcome, "echo")?;
-    let (_, accepted) = submit(&mut peer, json!({"agent": "echo", "input": "x"})).await?;
-    super::until_terminal(&mut peer, &job_id(&accepted)?).await?;
-    let (session, token, seen) =
-        (peer.session_id.clone().unwrap_or_default(), peer.resume_token.clone().unwrap_or_default(), peer.last_seq);
-    peer.drop_connection();
+    let (session, token, seen) = finished_then_dropped(&ctx).await?;
     let (_, refused) = super::resume(&ctx, &session, &token, seen + 1000).await?;
     ensure(
         refused["type"] == "session.error" && refused["payload"]["code"] == "INVALID_REQUEST",
