@@ -174,8 +174,17 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
 
 /// Takes the exclusive lock `PATH.lock` (creating the directory), or explains who holds it.
 fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // The database holds job inputs and results: a directory we create is the owner's only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.display()))?;
+        }
     }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
@@ -228,6 +237,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("arcp-lock-test-{}", std::process::id()));
         let db = dir.join("arcp.db");
         let first = lock_database(&db).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "a data directory we create is the owner's only");
+        }
         let second = lock_database(&db).unwrap_err().to_string();
         assert!(second.contains("in use by another arcp process"), "{second}");
         drop(first);
