@@ -174,6 +174,26 @@ fn uint(agent: &str, fields: Option<&Map<String, Value>>, name: &str) -> Result<
     }
 }
 
+/// The name of the versioned conformance fixture agent (§7.5): hosted by the conformance
+/// suite's in-process targets and by `arcp serve --conformance-fixtures`, never by default.
+pub const VERSIONED_FIXTURE: &str = "conformance.versioned";
+
+/// The versions of [`VERSIONED_FIXTURE`], in registration order; the last is the default.
+pub const VERSIONED_FIXTURE_VERSIONS: [&str; 2] = ["1.0.0", "2.0.0"];
+
+/// Registers [`VERSIONED_FIXTURE`] at [`VERSIONED_FIXTURE_VERSIONS`] (in that order, so the
+/// default `2.0.0` is not the first registered); each version returns
+/// `{"version": "<its version>"}`.
+pub fn register_versioned_fixture(registry: &mut AgentRegistry) -> Result<(), arcp_core::Error> {
+    for version in VERSIONED_FIXTURE_VERSIONS {
+        registry.register_version(VERSIONED_FIXTURE, version, move |_ctx, _input| async move {
+            Ok(serde_json::json!({ "version": version }))
+        })?;
+    }
+    registry.set_default(VERSIONED_FIXTURE, VERSIONED_FIXTURE_VERSIONS[1])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     //! The agents driven through a real runtime over the in-memory transport.
@@ -386,24 +406,4 @@ mod tests {
     fn only_the_contracted_agents_are_registered() {
         assert_eq!(registry().unwrap().names(), vec!["echo", "count", "chunks", "delegate", "sleep"]);
     }
-}
-
-/// The name of the versioned conformance fixture agent (§7.5): hosted by the conformance
-/// suite's in-process targets and by `arcp serve --conformance-fixtures`, never by default.
-pub const VERSIONED_FIXTURE: &str = "conformance.versioned";
-
-/// The versions of [`VERSIONED_FIXTURE`], in registration order; the last is the default.
-pub const VERSIONED_FIXTURE_VERSIONS: [&str; 2] = ["1.0.0", "2.0.0"];
-
-/// Registers [`VERSIONED_FIXTURE`] at [`VERSIONED_FIXTURE_VERSIONS`] (in that order, so the
-/// default `2.0.0` is not the first registered); each version returns
-/// `{"version": "<its version>"}`.
-pub fn register_versioned_fixture(registry: &mut AgentRegistry) -> Result<(), arcp_core::Error> {
-    for version in VERSIONED_FIXTURE_VERSIONS {
-        registry.register_version(VERSIONED_FIXTURE, version, move |_ctx, _input| async move {
-            Ok(serde_json::json!({ "version": version }))
-        })?;
-    }
-    registry.set_default(VERSIONED_FIXTURE, VERSIONED_FIXTURE_VERSIONS[1])?;
-    Ok(())
 }
