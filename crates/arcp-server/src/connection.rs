@@ -351,6 +351,7 @@ impl Conn {
         version: ProtocolVersion,
         client: Option<&Capabilities>,
     ) -> Result<(), Error> {
+        crate::shutdown::refuse_if_stopping(&self.rt)?;
         if let Some(encodings) = client.and_then(|c| c.encodings.as_ref())
             && !encodings.iter().any(|e| e == "json")
         {

@@ -25,6 +25,7 @@ pub(crate) async fn resume(
     request: ResumeRequest,
 ) -> Result<(), Error> {
     let rt = conn.rt.clone();
+    crate::shutdown::refuse_if_stopping(&rt)?;
     let record = rt.resumes.get(&request.session_id).await?;
     let presented = crate::digest::sha256(request.resume_token.expose().as_bytes());
     // One message for unknown session, wrong token and wrong principal: nothing leaks.

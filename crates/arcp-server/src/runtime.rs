@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) jobs: parking_lot::Mutex<HashMap<JobId, Arc<Job>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) lifecycle: crate::lifecycle::LifecycleFeed,
+    /// Set by [`Runtime::shutdown`]: new sessions are refused.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -191,6 +193,15 @@ impl Runtime {
         crate::recovery::recover(&self.inner, node).await
     }
 
+    /// Graceful shutdown: tells every attached session `session.bye {reason: "shutdown"}` and
+    /// closes its transport (the session stays resumable), refuses new sessions from now on,
+    /// and waits up to `deadline` for running jobs to finish. Jobs still running then keep
+    /// persisting until the process exits; the next start's [`recover`](Runtime::recover)
+    /// ends them.
+    pub async fn shutdown(&self, deadline: Duration) -> crate::ShutdownReport {
+        crate::shutdown::shutdown(&self.inner, deadline).await
+    }
+
     /// Runs one retention sweep now (the background sweeper does this periodically).
     pub async fn sweep(&self) {
         self.inner.sweep().await;
@@ -328,6 +339,7 @@ impl RuntimeBuilder {
                 jobs: parking_lot::Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 lifecycle: crate::lifecycle::LifecycleFeed::default(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         if let Some(feed) = runtime.inner.events.watch() {

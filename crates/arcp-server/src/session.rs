@@ -419,6 +419,17 @@ impl Session {
         Ok(())
     }
 
+    /// Sends `bye` (a `session.bye`) on the attached link, closes it after everything queued,
+    /// and detaches it; the session stays resumable. Returns whether a link was attached.
+    pub(crate) async fn close_link(&self, rt: &Inner, bye: Envelope) -> bool {
+        let mut st = self.emit.lock().await;
+        let Some(link) = st.link.take() else { return false };
+        let _ = link.push(Arc::from(bye.to_json()), rt.config.send_timeout).await;
+        let _ = link.tx.try_send(Outbound::Close);
+        self.mark_detached(rt);
+        true
+    }
+
     /// Detaches the link of connection `conn`, if it is the attached one. Returns whether it was.
     pub(crate) async fn detach(&self, rt: &Inner, conn: u64) -> bool {
         let mut st = self.emit.lock().await;

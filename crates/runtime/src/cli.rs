@@ -32,9 +32,9 @@ pub(crate) enum Command {
     /// --store (by default the SQLite file ./arcp-data/arcp.db): sessions stay resumable and
     /// idempotency keys bound across a restart, even after a crash.
     ///
-    /// Ctrl-C or SIGTERM stops accepting connections and exits with status 0 at once; open
-    /// sessions and running jobs are dropped (a graceful shutdown that says `session.bye` and
-    /// lets jobs finish comes with a later release).
+    /// Ctrl-C or SIGTERM stops accepting connections, tells every session `session.bye`
+    /// (sessions stay resumable), lets running jobs finish up to --shutdown-deadline-secs, and
+    /// exits with status 0.
     Serve(ServeArgs),
     /// Serve one ARCP connection over stdin/stdout (NDJSON: one envelope per line).
     ///
@@ -79,6 +79,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ARCP_NODE_DEAD_AFTER_SECS", value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(2..))]
     pub(crate) node_dead_after_secs: u64,
+    /// On SIGTERM/SIGINT, how long running jobs may take to finish, in seconds. Sessions are
+    /// told `session.bye` at once and stay resumable; jobs still running at the deadline are
+    /// ended on the next start (their events so far are kept).
+    #[arg(long, env = "ARCP_SHUTDOWN_DEADLINE_SECS", value_name = "SECS", default_value_t = 30)]
+    pub(crate) shutdown_deadline_secs: u64,
     /// The operator plugin policy (`.json` or `.toml`): which compiled-in plugins (`demo`,
     /// `webhooks`) load and what each is granted. Without it, no plugin loads. See
     /// docs/plugins.md.

@@ -75,8 +75,8 @@ impl<V: BearerVerifier> channel_rest::Authenticator for BearerAuth<V> {
 
 /// Serves `front` on `listener` until `shutdown` resolves; then stops accepting, closes the
 /// channel's WebSocket connections, asks every HTTP connection to finish its request in flight
-/// and gives them up to [`DRAIN_DEADLINE`]. ARCP sessions are dropped (a graceful
-/// `session.bye` comes with the durable stores).
+/// and gives them up to [`DRAIN_DEADLINE`]. ARCP sessions are closed by the caller's
+/// `shutdown` future (`Runtime::shutdown` says `session.bye` to each).
 ///
 /// (hyper-util's `GracefulShutdown` cannot watch HTTP/1 connections with upgrades enabled,
 /// so the same protocol is done here with a watch channel and a `JoinSet`.)

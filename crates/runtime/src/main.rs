@@ -150,11 +150,31 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     announce(&local, generated.then_some(token.as_str()));
     tracing::info!(%local, principal = %args.auth.principal, "serving ARCP at {ARCP_PATH} and the channel at /v1");
+    // On a signal: stop accepting, say bye to every session (closing their transports, so
+    // the HTTP drain is quick) and give running jobs the deadline; the process exits after.
+    let deadline = Duration::from_secs(args.shutdown_deadline_secs);
+    let runtime = front.runtime.clone();
+    let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel();
     let stop = async move {
         let signal = shutdown.wait().await;
-        tracing::info!(signal, "stopping");
+        tracing::info!(
+            signal,
+            deadline_secs = deadline.as_secs(),
+            "stopping: sessions get session.bye, jobs get the deadline"
+        );
+        let _ = graceful_tx.send(tokio::spawn(async move { runtime.shutdown(deadline).await }));
     };
     http::serve(listener, Arc::new(front), stop).await;
+    if let Ok(task) = graceful_rx.await {
+        match task.await {
+            Ok(report) => tracing::info!(
+                sessions = report.sessions_closed,
+                jobs_left_running = report.jobs_left_running,
+                "stopped"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the graceful shutdown task failed"),
+        }
+    }
     plugins.teardown().await;
     Ok(())
 }
