@@ -47,6 +47,14 @@ pub(crate) enum Command {
 /// `arcp serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// The configuration file (TOML; keys are the long flag names). Default: ./arcp.toml when
+    /// it exists. Precedence: flag > ARCP_* variable > file > default. See
+    /// docs/configuration.md.
+    #[arg(long, env = "ARCP_CONFIG", value_name = "PATH")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Print the effective configuration (secrets redacted) as TOML and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
     /// Address to listen on (HOST:PORT; port 0 lets the OS pick one).
     #[arg(long, env = "ARCP_LISTEN", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub(crate) listen: String,

@@ -8,6 +8,7 @@
 
 mod channel_turns;
 mod cli;
+mod config;
 mod fixture_agent;
 mod http;
 mod store_choice;
@@ -26,7 +27,6 @@ use arcp_server::transport::stdio;
 use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
 use channel_core::{Channel, ChannelConfig};
 use channel_rest::{ChannelService, RestConfig};
-use clap::Parser as _;
 use runtime::plugins::{self, Plugins};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -57,7 +57,25 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let applied = match config::apply(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("arcp: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let matches = <Cli as clap::CommandFactory>::command().get_matches_from(&applied.argv);
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::Serve(args) = &cli.command
+        && args.print_config
+        && let Some(serve) = matches.subcommand_matches("serve")
+    {
+        print!("{}", config::print_config(serve, &applied.from_file));
+        return ExitCode::SUCCESS;
+    }
     init_logging();
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
