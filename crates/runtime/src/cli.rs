@@ -23,6 +23,7 @@ pub(crate) struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process; boxing buys nothing")]
 pub(crate) enum Command {
     /// Serve ARCP over WebSocket at ws://ADDR/arcp and the HTTP channel at http://ADDR/v1.
     ///
@@ -58,10 +59,17 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (HOST:PORT; port 0 lets the OS pick one).
     #[arg(long, env = "ARCP_LISTEN", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub(crate) listen: String,
-    /// Allow listening on a non-loopback address. ARCP is served over plain ws://, so bearer
-    /// tokens cross the network in cleartext: put a TLS-terminating proxy in front.
+    /// Allow listening on a non-loopback address without TLS. Plain ws:// and http:// send
+    /// bearer tokens in cleartext: prefer --tls-cert/--tls-key, or a TLS-terminating proxy.
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// The TLS certificate chain (PEM). With --tls-key, the listener speaks TLS (wss://,
+    /// https://) and may bind any address.
+    #[arg(long, env = "ARCP_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// The TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "ARCP_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
     /// Who may connect.
     #[command(flatten)]
     pub(crate) auth: AuthArgs,

@@ -80,7 +80,12 @@ impl<V: BearerVerifier> channel_rest::Authenticator for BearerAuth<V> {
 ///
 /// (hyper-util's `GracefulShutdown` cannot watch HTTP/1 connections with upgrades enabled,
 /// so the same protocol is done here with a watch channel and a `JoinSet`.)
-pub(crate) async fn serve(listener: TcpListener, front: Arc<Front>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    front: Arc<Front>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let mut builder = http1::Builder::new();
@@ -108,19 +113,18 @@ pub(crate) async fn serve(listener: TcpListener, front: Arc<Front>, shutdown: im
             let front = service_front.clone();
             async move { Ok::<_, Infallible>(route(&front, req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            // The TLS handshake runs on the connection's own task, never in the accept loop.
+            match tls {
+                None => serve_connection(&builder, TokioIo::new(stream), service, stop, peer).await,
+                Some(acceptor) => match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(&builder, TokioIo::new(stream), service, stop, peer).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
     }
@@ -130,6 +134,34 @@ pub(crate) async fn serve(listener: TcpListener, front: Arc<Front>, shutdown: im
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("some HTTP requests were still running at the shutdown deadline");
+    }
+}
+
+/// Serves one HTTP/1.1 connection (upgrades enabled) until it ends or, once `stop` turns
+/// true, gracefully.
+async fn serve_connection<I, S>(
+    builder: &http1::Builder,
+    io: TokioIo<I>,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = channel_rest::Body> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
     }
 }
 

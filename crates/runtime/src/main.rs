@@ -12,6 +12,7 @@ mod config;
 mod fixture_agent;
 mod http;
 mod store_choice;
+mod tls;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -124,13 +125,18 @@ fn init_logging() {
 /// `arcp serve`: ARCP over WebSocket and the HTTP channel, until Ctrl-C or SIGTERM.
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let addrs = resolve_listen(&args.listen).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(|e| Failure::Usage(format!("{e:#}")))?),
+        _ => None,
+    };
     if !args.insecure
+        && tls.is_none()
         && let Some(public) = addrs.iter().find(|a| !is_loopback(a))
     {
         return Err(Failure::Usage(format!(
-            "refusing to listen on {public}: it is not a loopback address, and ARCP is served over plain \
-             ws://, which sends bearer tokens in cleartext. Pass --insecure to listen there anyway (behind a \
-             TLS-terminating proxy)."
+            "refusing to listen on {public}: it is not a loopback address, and without --tls-cert/--tls-key \
+             ARCP is served over plain ws://, which sends bearer tokens in cleartext. Give a certificate, or \
+             pass --insecure to listen there anyway (behind a TLS-terminating proxy)."
         )));
     }
     let (token, generated) = token(&args.auth)?;
@@ -166,7 +172,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.insecure && !is_loopback(&local) {
         tracing::warn!(%local, "listening on a non-loopback address over plain HTTP: bearer tokens travel in cleartext");
     }
-    announce(&local, generated.then_some(token.as_str()));
+    announce(&local, tls.is_some(), generated.then_some(token.as_str()));
     tracing::info!(%local, principal = %args.auth.principal, "serving ARCP at {ARCP_PATH} and the channel at /v1");
     // On a signal: stop accepting, say bye to every session (closing their transports, so
     // the HTTP drain is quick) and give running jobs the deadline; the process exits after.
@@ -182,7 +188,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         );
         let _ = graceful_tx.send(tokio::spawn(async move { runtime.shutdown(deadline).await }));
     };
-    http::serve(listener, Arc::new(front), stop).await;
+    http::serve(listener, Arc::new(front), tls, stop).await;
     if let Ok(task) = graceful_rx.await {
         match task.await {
             Ok(report) => tracing::info!(
@@ -325,13 +331,14 @@ fn build_front(
 
 /// Prints where the server listens (and a generated token) to stdout. A closed stdout is not
 /// a reason to stop serving, so write errors are ignored.
-fn announce(local: &SocketAddr, generated_token: Option<&str>) {
+fn announce(local: &SocketAddr, tls: bool, generated_token: Option<&str>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "arcp listening on ws://{local}{ARCP_PATH}");
+    let (ws, http) = if tls { ("wss", "https") } else { ("ws", "http") };
+    let _ = writeln!(out, "arcp listening on {ws}://{local}{ARCP_PATH}");
     if let Some(token) = generated_token {
         let _ = writeln!(out, "token: {token}");
     }
-    let _ = writeln!(out, "channel at http://{local}/v1/session");
+    let _ = writeln!(out, "channel at {http}://{local}/v1/session");
     let _ = out.flush();
 }
 
