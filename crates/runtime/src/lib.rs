@@ -2,5 +2,6 @@
 //! library so integration tests and the documentation can use it directly. The binary
 //! (`src/main.rs`) wires it into `arcp serve`.
 
+pub mod keys;
 pub mod plugins;
 pub mod stores;

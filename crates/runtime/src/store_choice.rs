@@ -1,5 +1,5 @@
 //! `--store`: where `arcp serve` keeps what must survive — the ARCP event log, resume,
-//! idempotency and job records, and the channel's continuation tokens.
+//! idempotency and job records, the channel's continuation tokens and the API keys.
 //!
 //! - `sqlite:PATH` (the default, `sqlite:./arcp-data/arcp.db`): one file, one process. The
 //!   process holds an exclusive lock on `PATH.lock`, so a second `arcp serve` on the same file
@@ -16,6 +16,7 @@ use arcp_server::store::postgres::{PgOptions, PgStore};
 use arcp_server::store::sqlite::{SqliteOptions, SqliteStore};
 use arcp_server::store::{EventLog, IdempotencyStore, JobStore, ResumeStore};
 use channel_core::{MemoryTokenStore, TokenStore};
+use runtime::keys::{ApiKeyStore, MemoryKeyStore, PgKeyStore, SqliteKeyStore};
 use runtime::stores::postgres_tokens::PgTokenStore;
 use runtime::stores::sqlite_tokens::SqliteTokenStore;
 
@@ -77,6 +78,8 @@ pub(crate) struct OpenStores {
     pub(crate) arcp: Option<ArcpStores>,
     /// The channel's token store.
     pub(crate) tokens: Arc<dyn TokenStore>,
+    /// The API keys.
+    pub(crate) keys: Arc<dyn ApiKeyStore>,
     /// What readiness checks.
     pub(crate) health: Health,
     /// The SQLite lock file: held (open) for the process lifetime.
@@ -127,6 +130,7 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
         StoreSpec::Memory => Ok(OpenStores {
             arcp: None,
             tokens: Arc::new(MemoryTokenStore::default()),
+            keys: Arc::new(MemoryKeyStore::new()),
             health: Health::Memory,
             lock: None,
         }),
@@ -138,6 +142,9 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
             let tokens = SqliteTokenStore::open(path)
                 .await
                 .with_context(|| format!("cannot open the channel token store in {}", path.display()))?;
+            let keys = SqliteKeyStore::open(path)
+                .await
+                .with_context(|| format!("cannot open the API key store in {}", path.display()))?;
             Ok(OpenStores {
                 arcp: Some(ArcpStores {
                     events: Arc::new(store.event_log()),
@@ -146,6 +153,7 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
                     jobs: Arc::new(store.job_store()),
                 }),
                 tokens: Arc::new(tokens),
+                keys: Arc::new(keys),
                 health: Health::Sqlite(store),
                 lock: Some(lock),
             })
@@ -157,6 +165,9 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
             let tokens = PgTokenStore::from_store(&store)
                 .await
                 .with_context(|| format!("cannot open the channel token store in {}", redact(url)))?;
+            let keys = PgKeyStore::from_store(&store)
+                .await
+                .with_context(|| format!("cannot open the API key store in {}", redact(url)))?;
             Ok(OpenStores {
                 arcp: Some(ArcpStores {
                     events: Arc::new(store.event_log()),
@@ -165,6 +176,7 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
                     jobs: Arc::new(store.job_store()),
                 }),
                 tokens: Arc::new(tokens),
+                keys: Arc::new(keys),
                 health: Health::Postgres(store),
                 lock: None,
             })
