@@ -3,8 +3,11 @@
 //! - `cargo xtask schemas` regenerates `spec/schemas/` from `arcp-core`'s and `plugin-api`'s types;
 //! - `cargo xtask schemas --check` fails if the committed files differ (CI runs it);
 //! - `cargo xtask conformance` runs the ARCP and channel conformance suites (in-process, or
-//!   `--url ws://…` / `--channel http://…`).
+//!   `--url ws://…` / `--channel http://…`);
+//! - `cargo xtask bench [--quick]` runs the benchmarks in release and rewrites their sections
+//!   of `docs/benchmarks.md`.
 
+mod bench;
 mod conformance;
 mod schemas;
 
@@ -19,9 +22,10 @@ fn main() -> ExitCode {
         ["conformance", rest @ ..] => {
             conformance::parse(rest).and_then(|a| conformance::run(&xtask::project_root(), a))
         }
+        ["bench", rest @ ..] => bench::parse(rest).and_then(|a| bench::run(&xtask::project_root(), a)),
         _ => {
             eprintln!(
-                "usage: cargo xtask schemas [--check] | cargo xtask conformance [--url URL] [--channel BASE_URL] [--token T] [--filter S] [--write-md]"
+                "usage: cargo xtask schemas [--check] | cargo xtask conformance [--url URL] [--channel BASE_URL] [--token T] [--filter S] [--write-md] | cargo xtask bench [--quick]"
             );
             return ExitCode::from(2);
         }
