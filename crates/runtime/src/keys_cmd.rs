@@ -272,11 +272,11 @@ mod tests {
         assert_eq!(new_key(&args(Some(60), None), now).unwrap().expires_at, Some(now + 60_000));
         assert_eq!(
             new_key(&args(None, Some("2030-01-31T12:00:00Z")), now).unwrap().expires_at,
-            Some(1_896_177_600_000)
+            Some(1_896_091_200_000)
         );
         assert_eq!(
             new_key(&args(None, Some("2030-01-31T13:00:00+01:00")), now).unwrap().expires_at,
-            Some(1_896_177_600_000)
+            Some(1_896_091_200_000)
         );
         for bad in ["tomorrow", "2030-01-31", "1960-01-01T00:00:00Z"] {
             assert!(matches!(new_key(&args(None, Some(bad)), now), Err(Failure::Usage(_))), "{bad}");
