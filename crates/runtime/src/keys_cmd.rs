@@ -1,8 +1,9 @@
-//! `arcp keys create|list|revoke`: API keys in the store `arcp serve` uses (`--store`, same
-//! default and `ARCP_STORE`). The commands open the store directly, so they work while a
-//! server runs on it (SQLite lets several processes share the file; the server's
-//! `PATH.lock` is not taken), and a revocation applies to the server's next handshake or
-//! request. See `docs/keys.md`.
+//! `arcp keys create|list|revoke`: API keys in the store `arcp serve` uses. The store is
+//! found as `serve` finds it: `--store`, else `ARCP_STORE`, else the `store` key of the
+//! configuration file (`--config`/`ARCP_CONFIG`, else `./arcp.toml` if it exists), else the
+//! default. The commands open the store directly, so they work while a server runs on it
+//! (SQLite lets several processes share the file; the server's `PATH.lock` is not taken), and
+//! a revocation applies to the server's next handshake or request. See `docs/keys.md`.
 
 use std::sync::Arc;
 
@@ -20,9 +21,14 @@ use crate::store_choice::{DEFAULT_STORE, StoreSpec, redact};
 #[derive(Debug, Args)]
 pub(crate) struct KeysArgs {
     /// The store holding the keys: the one `arcp serve` uses, `sqlite:PATH` or
-    /// `postgres://USER@HOST/DB` (`memory` keeps keys only inside one server process).
-    #[arg(long, env = "ARCP_STORE", value_name = "STORE", default_value = DEFAULT_STORE, global = true)]
-    pub(crate) store: String,
+    /// `postgres://USER@HOST/DB` (`memory` keeps keys only inside one server process). Without
+    /// it: the `store` of the configuration file, else sqlite:./arcp-data/arcp.db.
+    #[arg(long, env = "ARCP_STORE", value_name = "STORE", global = true)]
+    pub(crate) store: Option<String>,
+    /// The configuration file of `arcp serve` whose `store` to use when neither --store nor
+    /// ARCP_STORE is given. Default: ./arcp.toml when it exists.
+    #[arg(long, env = "ARCP_CONFIG", value_name = "PATH", global = true)]
+    pub(crate) config: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: KeysCommand,
@@ -85,7 +91,11 @@ pub(crate) struct RevokeArgs {
 
 /// Runs `arcp keys …`.
 pub(crate) async fn run(args: KeysArgs) -> Result<(), Failure> {
-    let spec = StoreSpec::parse(&args.store).map_err(Failure::Usage)?;
+    let store = match args.store {
+        Some(store) => store,
+        None => store_from_config(args.config.as_deref())?.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
+    };
+    let spec = StoreSpec::parse(&store).map_err(Failure::Usage)?;
     match args.command {
         KeysCommand::Create(create_args) => {
             let new = new_key(&create_args, now())?;
@@ -94,6 +104,30 @@ pub(crate) async fn run(args: KeysArgs) -> Result<(), Failure> {
         }
         KeysCommand::List(list_args) => list(&*open(&spec, false).await?, &spec, list_args.json).await,
         KeysCommand::Revoke(revoke_args) => revoke(&*open(&spec, false).await?, &revoke_args.key).await,
+    }
+}
+
+/// The `store` key of the configuration file (`path`, else `./arcp.toml` if it exists), if
+/// any. The other keys belong to `arcp serve` and are not read here.
+fn store_from_config(path: Option<&std::path::Path>) -> Result<Option<String>, Failure> {
+    let default = std::path::Path::new(crate::config::DEFAULT_FILE);
+    let path = match path {
+        Some(p) => p,
+        None if default.is_file() => default,
+        None => return Ok(None),
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read the configuration file {}: {e}", path.display())))?;
+    let table: toml::Table =
+        text.parse().map_err(|e| Failure::Usage(format!("{} is not valid TOML: {e}", path.display())))?;
+    match table.get("store") {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Failure::Usage(format!(
+            "{}: key `store`: expected a string, got a {}",
+            path.display(),
+            other.type_str()
+        ))),
     }
 }
 
@@ -282,6 +316,23 @@ mod tests {
             assert!(matches!(new_key(&args(None, Some(bad)), now), Err(Failure::Usage(_))), "{bad}");
         }
         assert!(matches!(new_key(&args(Some(u64::MAX), None), now), Err(Failure::Usage(_))));
+    }
+
+    #[test]
+    fn the_store_comes_from_the_configuration_file() {
+        let dir = std::env::temp_dir().join(format!("arcp-keys-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("arcp.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nstore = \"sqlite:/srv/arcp.db\"\n").unwrap();
+        assert_eq!(store_from_config(Some(&file)).unwrap().as_deref(), Some("sqlite:/srv/arcp.db"));
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(store_from_config(Some(&file)).unwrap(), None);
+        std::fs::write(&file, "store = 3\n").unwrap();
+        assert!(matches!(store_from_config(Some(&file)), Err(Failure::Usage(_))));
+        std::fs::write(&file, "store = \n").unwrap();
+        assert!(matches!(store_from_config(Some(&file)), Err(Failure::Usage(_))));
+        assert!(matches!(store_from_config(Some(&dir.join("missing.toml"))), Err(Failure::Usage(_))));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

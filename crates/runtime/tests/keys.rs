@@ -600,3 +600,36 @@ async fn stdio_without_a_token_accepts_the_key_it_prints_on_stderr() {
     let status = tokio::time::timeout(common::WAIT, child.wait()).await.expect("exit in time").expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn keys_use_the_store_of_the_configuration_file_like_serve() {
+    let dir = tempdir("config");
+    let store = sqlite_store(&dir);
+    let config = dir.join("arcp.toml");
+    std::fs::write(&config, format!("store = {:?}\nnode-id = \"a\"\n", store.as_str())).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    // Neither --store nor ARCP_STORE: the file's `store` (the other keys are serve's).
+    let mut cmd = common::command(&["keys", "create", "--config", &config, "--principal", "filed"]);
+    cmd.env_remove("ARCP_STORE");
+    let out = cmd.output().await.expect("arcp keys create runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().find_map(|l| l.strip_prefix("api key: ")).expect("a key").to_owned();
+
+    // `serve --config` reads the same store: no first key, and the created one works.
+    let mut cmd = common::command(&["serve", "--listen", "127.0.0.1:0", "--config", &config]);
+    cmd.env_remove("ARCP_STORE");
+    let mut server = common::spawn_command(cmd);
+    let url = server.line().await.strip_prefix("arcp listening on ").expect("the listening line").to_owned();
+    assert!(server.line().await.starts_with("channel at http://"), "no key is printed");
+    assert!(is_welcome(&hello(&url, &key).await));
+    stop(server).await;
+
+    // A flag (and ARCP_STORE) wins over the file.
+    let listed = arcp(&["keys", "list", "--json", "--config", &config]).await; // ARCP_STORE=memory
+    assert_eq!(listed.code, Some(2), "ARCP_STORE wins over the file: {}", listed.stderr);
+    let listed = arcp(&["keys", "list", "--json", "--store", &store]).await;
+    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["principal"], "filed");
+    let _ = std::fs::remove_dir_all(dir);
+}
