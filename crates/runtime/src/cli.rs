@@ -43,6 +43,29 @@ pub(crate) enum Command {
     /// SIGTERM). Only ARCP envelopes are written to stdout; logs, and a generated token if
     /// no token was given, go to stderr.
     Stdio(StdioArgs),
+    /// Submit a job and follow it: its events as they come, then its result.
+    ///
+    /// Events are printed one per line; `progress` events drive a progress bar on stderr when
+    /// it is a terminal. With --json, stdout carries NDJSON: one object per message received,
+    /// `{"type", "job_id", "event_seq"?, "payload"}` with the wire type and payload
+    /// (`job.accepted`, each `job.event`, then `job.result` or `job.error`). The session is
+    /// resumed across disconnects without losing or repeating an event. Ctrl-C stops
+    /// following; the job goes on (`arcp tail JOB_ID` follows it again).
+    #[command(after_help = crate::client_cmd::EXIT_HELP)]
+    Submit(crate::client_cmd::SubmitArgs),
+    /// Follow a job submitted elsewhere: its events so far, the live ones, its outcome.
+    ///
+    /// Output as `arcp submit`, starting with `job.subscribed`. The events so far are
+    /// replayed while the runtime still buffers them.
+    #[command(after_help = crate::client_cmd::EXIT_HELP)]
+    Tail(crate::client_cmd::TailArgs),
+    /// List the jobs of the key's principal, oldest first (a table, or NDJSON with --json).
+    #[command(after_help = crate::client_cmd::EXIT_HELP)]
+    Jobs(crate::client_cmd::JobsArgs),
+    /// Run the ARCP conformance suite (the cases of `cargo xtask conformance`) against a
+    /// runtime.
+    #[command(after_help = crate::client_cmd::EXIT_HELP)]
+    Conformance(crate::client_cmd::ConformanceArgs),
 }
 
 /// `arcp serve`.

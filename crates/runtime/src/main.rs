@@ -8,6 +8,7 @@
 
 mod channel_turns;
 mod cli;
+mod client_cmd;
 mod config;
 mod fixture_agent;
 mod http;
@@ -49,6 +50,9 @@ enum Failure {
     Usage(String),
     /// Something went wrong while running (exit status 1).
     Fatal(anyhow::Error),
+    /// The command has already said why; exit with this status (client commands: a job that
+    /// failed, was cancelled or timed out, a failed conformance case; see `client_cmd`).
+    Status(u8),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
         print!("{}", config::print_config(serve, &applied.from_file));
         return ExitCode::SUCCESS;
     }
-    init_logging();
+    init_logging(client_cmd::is_client(&cli.command));
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -89,6 +93,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Stdio(args) => serve_stdio(args).await,
+            Command::Submit(args) => client_cmd::submit(args).await,
+            Command::Tail(args) => client_cmd::tail(args).await,
+            Command::Jobs(args) => client_cmd::jobs(args).await,
+            Command::Conformance(args) => client_cmd::conformance(args).await,
         }
     });
     // Open connections and jobs are dropped here; a blocked stdin read cannot be interrupted,
@@ -104,16 +112,19 @@ fn main() -> ExitCode {
             eprintln!("arcp: error: {e:#}");
             ExitCode::FAILURE
         }
+        Err(Failure::Status(status)) => ExitCode::from(status),
     }
 }
 
 /// Logs go to stderr (stdout belongs to the protocol in `arcp stdio`), filtered by `ARCP_LOG`
-/// or else `RUST_LOG` (default `info`).
-fn init_logging() {
-    let spec = std::env::var("ARCP_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_owned());
+/// or else `RUST_LOG` (default `info`; `warn` for the client commands, whose stderr is the
+/// user's terminal, not a server log).
+fn init_logging(client: bool) {
+    let default = if client { "warn" } else { "info" };
+    let spec = std::env::var("ARCP_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_owned());
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("arcp: ignoring the log filter {spec:?}: {e}");
-        EnvFilter::new("info")
+        EnvFilter::new(default)
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
