@@ -33,6 +33,8 @@ pub(crate) struct Conn {
     watch: Option<Watch>,
     /// When this connection last sent something (the writer records it).
     activity: Arc<Activity>,
+    /// Whether its submits go through the runtime's `SubmitLimiter` (`limit.rs`).
+    pub(crate) limited: bool,
 }
 
 /// What the reader loop woke up for.
@@ -41,15 +43,29 @@ enum Wake {
     Beat(Beat),
 }
 
-pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
+/// Serves one connection inside a span `arcp.connection {conn, arcp.session_id}` (the session
+/// id is recorded once the connection is bound to a session). `limited`: whether its submits
+/// go through the runtime's `SubmitLimiter`.
+pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T, limited: bool) {
+    let conn_id = rt.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let span = tracing::info_span!("arcp.connection", conn = conn_id, arcp.session_id = tracing::field::Empty);
+    tracing::Instrument::instrument(serve_conn(rt, transport, conn_id, limited), span).await;
+}
+
+async fn serve_conn<T: Transport>(rt: Arc<Inner>, transport: T, conn_id: u64, limited: bool) {
     let (sink, mut source) = transport.split();
     let (tx, rx) = mpsc::channel(rt.config.outbound_queue.max(1));
     let kill = CancellationToken::new();
-    let conn_id = rt.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let activity = Activity::new();
     let writer = tokio::spawn(write_loop(sink, rx, kill.clone(), activity.clone()));
-    let mut conn =
-        Conn { rt, link: Link { conn: conn_id, tx, kill: kill.clone() }, session: None, watch: None, activity };
+    let mut conn = Conn {
+        rt,
+        link: Link { conn: conn_id, tx, kill: kill.clone() },
+        session: None,
+        watch: None,
+        activity,
+        limited,
+    };
     loop {
         let beat = async {
             match &conn.watch {
@@ -88,10 +104,11 @@ pub(crate) async fn run<T: Transport>(rt: Arc<Inner>, transport: T) {
         }
         conn.start_heartbeat();
     }
-    if let Some(session) = conn.session.take()
-        && session.detach(&conn.rt, conn_id).await
-    {
-        refresh_resume_expiry(&conn.rt, &session).await;
+    if let Some(session) = conn.session.take() {
+        conn.rt.observer.session_detached();
+        if session.detach(&conn.rt, conn_id).await {
+            refresh_resume_expiry(&conn.rt, &session).await;
+        }
     }
     drop(conn);
     let _ = writer.await;
@@ -197,6 +214,7 @@ impl Conn {
 
     /// Sends `session.error` and closes the transport (decision 9).
     pub(crate) async fn fatal(&self, error: ErrorPayload) {
+        self.rt.observer.refused(crate::observe::RefusalScope::Session, &error.code);
         let version = self.session.as_ref().map_or(ProtocolVersion::V1_1, |s| s.version());
         match self.rt.mint_message_id() {
             Ok(id) => {
@@ -232,19 +250,20 @@ impl Conn {
             }
         };
         let version = env.arcp;
+        let resuming = match &env.message {
+            Message::SessionHello(hello) => hello.resume.is_some(),
+            other => matches!(other, Message::SessionResume(_)),
+        };
         let result = match env.message {
-            Message::SessionHello(hello) => {
-                let identity = match self.authenticate(&hello.auth).await {
-                    Ok(i) => i,
-                    Err(e) => return self.fail(e).await,
-                };
-                match hello.resume {
+            Message::SessionHello(hello) => match self.authenticate(&hello.auth).await {
+                Err(e) => Err(e),
+                Ok(identity) => match hello.resume {
                     Some(resume) => {
                         crate::resume::resume(self, identity, version, hello.capabilities.as_ref(), resume).await
                     }
                     None => self.open(identity, version, hello.capabilities.as_ref()).await,
-                }
-            }
+                },
+            },
             Message::SessionResume(r) => match self.authenticate(&r.auth).await {
                 Ok(identity) => crate::resume::resume(self, identity, version, r.capabilities.as_ref(), r.resume).await,
                 Err(e) => Err(e),
@@ -254,8 +273,18 @@ impl Conn {
                 return ControlFlow::Continue(());
             }
         };
+        match (&result, resuming) {
+            (Ok(()), true) => self.rt.observer.resume_succeeded(),
+            (Err(e), true) => self.rt.observer.resume_refused(&e.code()),
+            _ => {}
+        }
         match result {
-            Ok(()) => ControlFlow::Continue(()),
+            Ok(()) => {
+                if let Some(session) = &self.session {
+                    tracing::Span::current().record("arcp.session_id", tracing::field::display(&session.id));
+                }
+                ControlFlow::Continue(())
+            }
             Err(e) => self.fail(e).await,
         }
     }
@@ -371,6 +400,7 @@ impl Conn {
         self.send(&welcome).await;
         session.attach_fresh(self.link.clone()).await;
         self.session = Some(session);
+        self.rt.observer.session_opened();
         Ok(())
     }
 

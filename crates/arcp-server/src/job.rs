@@ -237,6 +237,7 @@ impl Job {
             None => outcome,
         };
         let (status, message) = outcome.into_message(rt.now_timestamp());
+        rt.observer.job_ended(&self.agent, status, self.anchor.0.elapsed());
         st.status = status;
         st.terminal = Some(message.clone());
         st.ended_at = rt.now_millis();
@@ -350,8 +351,20 @@ async fn agent_outcome(job: &Job, result: std::thread::Result<Result<Value, Agen
     }
 }
 
-/// Runs `agent` for `job` to its terminal envelope.
+/// Runs `agent` for `job` to its terminal envelope, inside a span `arcp.job {arcp.session_id,
+/// arcp.job_id, arcp.agent}` (what the agent logs carries them).
 pub(crate) async fn run(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, input: Value, max_runtime: Option<u64>) {
+    let span = tracing::info_span!(
+        "arcp.job",
+        arcp.session_id = %job.owner.id,
+        arcp.job_id = %job.id,
+        arcp.agent = %job.agent,
+    );
+    rt.observer.job_started(&job.agent);
+    tracing::Instrument::instrument(drive(rt, job, agent, input, max_runtime), span).await;
+}
+
+async fn drive(rt: Arc<Inner>, job: Arc<Job>, agent: Arc<dyn Agent>, input: Value, max_runtime: Option<u64>) {
     {
         let mut st = job.state.lock().await;
         if st.status == JobStatus::Pending {

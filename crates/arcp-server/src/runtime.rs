@@ -38,6 +38,10 @@ pub(crate) struct Inner {
     pub(crate) jobs: parking_lot::Mutex<HashMap<JobId, Arc<Job>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) lifecycle: crate::lifecycle::LifecycleFeed,
+    /// Told about sessions, jobs, events, refusals and store latency (`observe.rs`).
+    pub(crate) observer: Arc<dyn crate::Observer>,
+    /// Admits or refuses each `job.submit` of a principal (`limit.rs`).
+    pub(crate) limiter: Arc<dyn crate::SubmitLimiter>,
     /// Set by [`Runtime::shutdown`]: new sessions are refused.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
@@ -164,12 +168,23 @@ impl Runtime {
             subscription_policy: Arc::new(SamePrincipalOnly),
             clock: Arc::new(SystemClock),
             entropy: Arc::new(arcp_core::OsEntropy),
+            observer: Arc::new(crate::NoObserver),
+            limiter: Arc::new(crate::Unlimited),
         }
     }
 
     /// Serves one connection until it closes. Jobs it started keep running afterwards.
     pub async fn serve<T: Transport>(&self, transport: T) {
-        crate::connection::run(self.inner.clone(), transport).await;
+        crate::connection::run(self.inner.clone(), transport, true).await;
+    }
+
+    /// [`serve`](Runtime::serve), but the connection's submits bypass the
+    /// [`SubmitLimiter`](crate::SubmitLimiter): for in-process callers that already limited
+    /// the request they submit for (e.g. an HTTP front that rate-limits each request before
+    /// running it as a job). Everything else (auth, caps, observation) is unchanged.
+    pub fn spawn_unlimited<T: Transport>(&self, transport: T) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { crate::connection::run(inner, transport, false).await })
     }
 
     /// Serves one connection on a new task.
@@ -242,6 +257,8 @@ pub struct RuntimeBuilder {
     subscription_policy: Arc<dyn SubscriptionPolicy>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    observer: Arc<dyn crate::Observer>,
+    limiter: Arc<dyn crate::SubmitLimiter>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -314,6 +331,20 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Reports sessions, jobs, events, refusals and store latency to `observer` (see
+    /// [`Observer`](crate::Observer)). Default: [`NoObserver`](crate::NoObserver).
+    pub fn observer(mut self, observer: Arc<dyn crate::Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Admits each `job.submit` through `limiter` (per principal; see
+    /// [`SubmitLimiter`](crate::SubmitLimiter)). Default: [`Unlimited`](crate::Unlimited).
+    pub fn submit_limiter(mut self, limiter: Arc<dyn crate::SubmitLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Runtime {
         let events = self.events.unwrap_or_else(|| {
@@ -339,6 +370,8 @@ impl RuntimeBuilder {
                 jobs: parking_lot::Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 lifecycle: crate::lifecycle::LifecycleFeed::default(),
+                observer: self.observer,
+                limiter: self.limiter,
                 stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         };

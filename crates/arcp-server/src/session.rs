@@ -203,7 +203,8 @@ impl Session {
             envelope.event_seq = Some(seq);
             let frame: Arc<str> = Arc::from(envelope.to_json());
             let stored = StoredEvent { seq, job_id: job_id.clone(), frame: frame.clone() };
-            match rt.events.append(&self.id, stored).await {
+            let append = rt.events.append(&self.id, stored);
+            match crate::observe::timed(&*rt.observer, crate::observe::StoreOp::Append, append).await {
                 // On a shared log another node took this seq: deliver what it appended, then
                 // take the next free one.
                 Err(StoreError::Conflict(why)) if conflicts < MAX_SEQ_CONFLICTS => {
@@ -249,6 +250,7 @@ impl Session {
             return Err(e.into());
         }
         st.last_seq = seq;
+        rt.observer.event_persisted(crate::observe::persisted_type(&envelope.message));
         if let Message::JobEvent(_) | Message::JobResult(_) | Message::JobError(_) = &envelope.message {
             st.live.observe(job_id, trace_id, &envelope.message);
         }

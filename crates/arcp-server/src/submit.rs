@@ -26,6 +26,7 @@ pub(crate) async fn refuse(
     error: ErrorPayload,
 ) {
     let rt = &conn.rt;
+    rt.observer.refused(crate::observe::RefusalScope::Request, &error.code);
     let job_id = match job_id {
         Some(j) => j,
         None => match JobId::mint(&*rt.clock, &*rt.entropy) {
@@ -64,6 +65,13 @@ pub(crate) async fn submit(
     trace_id: Option<TraceId>,
     submit: JobSubmit,
 ) {
+    // Per-principal rate limit (`limit.rs`): refused before anything is validated or bound.
+    if conn.limited
+        && let Err(wait) = conn.rt.limiter.check(&session.principal)
+    {
+        refuse(conn, session, Some(request_id), None, crate::limit::rate_limited(wait)).await;
+        return;
+    }
     match prepare(conn, session, trace_id, &submit).await {
         Ok(prepared) => start(conn, session, request_id, submit, prepared).await,
         Err(e) => refuse(conn, session, Some(request_id), None, e).await,
@@ -144,7 +152,8 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
     );
     // The job record (§6.6) is written first: a store without room refuses the submit
     // instead of running a job no listing would show.
-    if let Err(e) = rt.job_store.insert(job.record(&rt.config.node_id)).await {
+    let insert = rt.job_store.insert(job.record(&rt.config.node_id));
+    if let Err(e) = crate::observe::timed(&*rt.observer, crate::observe::StoreOp::JobInsert, insert).await {
         refuse(conn, session, Some(request_id), None, crate::Error::from(e).to_payload()).await;
         return;
     }
@@ -158,7 +167,8 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
             expires_at_millis: rt.now_millis().saturating_add(ttl),
         };
         let digest = record.digest;
-        let claim = rt.idempotency.claim(&session.principal, key, record, rt.now_millis()).await;
+        let claim = rt.idempotency.claim(&session.principal, key, record, rt.now_millis());
+        let claim = crate::observe::timed(&*rt.observer, crate::observe::StoreOp::IdempotencyClaim, claim).await;
         if !matches!(claim, Ok(Claim::Claimed)) {
             rt.jobs.lock().remove(&p.job_id);
             if let Err(e) = rt.job_store.remove(&p.job_id).await {
@@ -169,6 +179,7 @@ async fn start(conn: &Conn, session: &Arc<Session>, request_id: &MessageId, subm
             Ok(Claim::Claimed) => {}
             Ok(Claim::Existing(existing)) => {
                 if crate::digest::digest_eq(&existing.digest, &digest) {
+                    rt.observer.idempotent_replay();
                     replay_existing(conn, session, &existing.accepted).await;
                 } else {
                     let e = ErrorPayload::new(

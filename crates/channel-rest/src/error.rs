@@ -53,6 +53,12 @@ pub enum Error {
     /// The task running the turn ended without a result (it panicked; `500 turn-failed`).
     #[error("the turn ended without a result")]
     TurnLost,
+    /// The owner is over its request rate limit (`429 rate-limited`, with `Retry-After`).
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a retry can be admitted (`Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 impl Error {
@@ -68,6 +74,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Error::TurnLost => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -85,6 +92,7 @@ impl Error {
             Error::UpgradeRequired(_) => "upgrade-required",
             Error::NothingToRecover => "nothing-to-recover",
             Error::TurnLost => "turn-failed",
+            Error::RateLimited { .. } => "rate-limited",
         }
     }
 

@@ -11,7 +11,10 @@
 //! | `GET /v1/ws` | WebSocket (see the `ws` module docs); `426` when disabled or not an upgrade |
 //!
 //! Every failure is a status with the body `{"error": "<human message>", "reason":
-//! "<reason>"}` (see [`Error`]). **A refusal is always a status before any stream opens**; an
+//! "<reason>"}` (see [`Error`]). With a [`RequestLimiter`]
+//! ([`ChannelService::with_limiter`]) a request over its owner's limit is `429 rate-limited`
+//! with `Retry-After` (seconds); a [`ChannelObserver`] ([`ChannelService::with_observer`]) is
+//! told how turns end and which errors were answered. **A refusal is always a status before any stream opens**; an
 //! error after an SSE stream opened is an in-band `error` event. Every turn runs in its own
 //! task, so a client that goes away mid-turn cancels nothing.
 //!
@@ -31,6 +34,7 @@
 mod auth;
 mod config;
 mod error;
+mod observe;
 mod reply;
 mod request;
 mod serve;
@@ -42,6 +46,7 @@ mod ws;
 pub use auth::Authenticator;
 pub use config::RestConfig;
 pub use error::Error;
+pub use observe::{ChannelObserver, NoChannelObserver, RequestLimiter, TurnEnd};
 pub use reply::Body;
 pub use serve::serve;
 pub use service::ChannelService;

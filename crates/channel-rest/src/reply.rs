@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, UPGRADE, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, UPGRADE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -51,7 +51,7 @@ fn error_body(status: StatusCode, message: &str, reason: &str) -> Response<Body>
 impl Error {
     /// This error as a response: its status, `{"error": .., "reason": ..}` as
     /// `application/json`, and the headers its status calls for (`Allow` on 405,
-    /// `WWW-Authenticate: Bearer` on 401, `Upgrade: websocket` on 426).
+    /// `WWW-Authenticate: Bearer` on 401, `Upgrade: websocket` on 426, `Retry-After` on 429).
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         if status.is_server_error() {
@@ -69,6 +69,9 @@ impl Error {
             Error::UpgradeRequired(_) => {
                 headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
                 headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+            }
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
         }

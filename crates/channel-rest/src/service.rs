@@ -8,10 +8,11 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use tokio::sync::{mpsc, watch};
 
+use crate::observe::Hooks;
 use crate::reply::{Body, json};
 use crate::request::{json_body, presented_token, wants_sse};
 use crate::turn::{Advance, TurnJob};
-use crate::{Authenticator, Error, RestConfig, sse, ws};
+use crate::{Authenticator, ChannelObserver, Error, RequestLimiter, RestConfig, sse, ws};
 
 /// The HTTP face of one channel: `POST /v1/session`, `POST /v1/session/{id}/message`,
 /// `POST /v1/session/{id}/recover`, `GET /v1/session/{id}` and `GET /v1/ws`. Cheap to clone
@@ -23,6 +24,7 @@ use crate::{Authenticator, Error, RestConfig, sse, ws};
 pub struct ChannelService {
     inner: Arc<Inner>,
     auth: Option<Arc<dyn Authenticator>>,
+    pub(crate) hooks: Hooks,
 }
 
 pub(crate) struct Inner {
@@ -86,7 +88,11 @@ impl ChannelService {
     /// [`with_authenticator`](Self::with_authenticator) every request's owner is `""`.
     pub fn new(channel: Channel, runner: Arc<dyn TurnRunner>, config: RestConfig) -> Self {
         let (closing, _) = watch::channel(false);
-        ChannelService { inner: Arc::new(Inner { channel, runner, config, closing }), auth: None }
+        ChannelService {
+            inner: Arc::new(Inner { channel, runner, config, closing }),
+            auth: None,
+            hooks: Hooks::default(),
+        }
     }
 
     /// Requires authentication on every route: `auth` maps each request to its owner, and a
@@ -94,6 +100,21 @@ impl ChannelService {
     /// owner is `""`).
     pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Tells `observer` how turns end and which errors are answered (for metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn ChannelObserver>) -> Self {
+        self.hooks.observer = observer;
+        self
+    }
+
+    /// Admits every request (after authentication, keyed by its owner) and every WebSocket
+    /// frame that advances a session through `limiter`; a refused request is `429
+    /// rate-limited` with `Retry-After` (whole seconds), a refused frame an in-band `error`
+    /// frame with `reason: "rate-limited"` and `retryAfter` (seconds).
+    pub fn with_limiter(mut self, limiter: Arc<dyn RequestLimiter>) -> Self {
+        self.hooks.limiter = Some(limiter);
         self
     }
 
@@ -125,7 +146,10 @@ impl ChannelService {
     /// .with_upgrades()`, as [`serve`](crate::serve) does). Never panics; every failure is a
     /// status with a `{"error", "reason"}` body.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        self.dispatch(req).await.unwrap_or_else(Error::into_response)
+        self.dispatch(req).await.unwrap_or_else(|e| {
+            self.hooks.observer.error_answered(e.reason());
+            e.into_response()
+        })
     }
 
     async fn owner(&self, headers: &http::HeaderMap) -> Result<String, Error> {
@@ -137,6 +161,7 @@ impl ChannelService {
 
     async fn dispatch(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
         let owner = self.owner(req.headers()).await?;
+        self.hooks.admit(&owner).map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
         let method = req.method().clone();
         match route(req.uri().path()) {
             Route::Start => {
@@ -164,7 +189,14 @@ impl ChannelService {
     }
 
     fn job(&self, owner: String, advance: Advance, body: serde_json::Value) -> TurnJob {
-        TurnJob { channel: self.inner.channel.clone(), runner: self.inner.runner.clone(), owner, advance, body }
+        TurnJob {
+            channel: self.inner.channel.clone(),
+            runner: self.inner.runner.clone(),
+            owner,
+            advance,
+            body,
+            observer: self.hooks.observer.clone(),
+        }
     }
 
     /// Runs `job` in its own task and answers with its reply as JSON.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::error::channel_message;
+use crate::observe::{ChannelObserver, TurnEnd};
 
 /// What a turn does to its session.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub(crate) struct TurnJob {
     pub(crate) owner: String,
     pub(crate) advance: Advance,
     pub(crate) body: Value,
+    /// Told how the turn ended (and about an in-band error of a streamed turn).
+    pub(crate) observer: Arc<dyn ChannelObserver>,
 }
 
 /// Forwards events and remembers whether a terminal one (`outcome` or `error`) went through.
@@ -60,7 +63,7 @@ impl TurnJob {
     /// emitting one). Run it in its own task (`tokio::spawn`): a dropped future would leave
     /// the session claimed until the claim times out.
     pub(crate) async fn run(self, emit: impl FnMut(ChannelEvent) + Send) -> Result<TurnReply, channel_core::Error> {
-        let TurnJob { channel, runner, owner, advance, body } = self;
+        let TurnJob { channel, runner, owner, advance, body, observer } = self;
         let mut sink = Tracked { emit, terminal: false };
         let result = match advance {
             Advance::Start => channel.start(&owner, body, runner.as_ref(), &mut sink).await,
@@ -68,6 +71,7 @@ impl TurnJob {
                 channel.continue_turn(&session, &owner, token.as_deref(), body, runner.as_ref(), &mut sink).await
             }
         };
+        observer.turn_ended(TurnEnd::of(&result, |reply| reply.outcome.status()));
         if let Err(e) = &result
             && !sink.terminal
         {
@@ -87,7 +91,7 @@ impl TurnJob {
     ) -> oneshot::Receiver<Result<(), channel_core::Error>> {
         let (claimed_tx, claimed_rx) = oneshot::channel();
         tokio::spawn(async move {
-            let TurnJob { channel, runner, owner, advance, body } = self;
+            let TurnJob { channel, runner, owner, advance, body, observer } = self;
             let claimed = match advance {
                 Advance::Start => channel.claim_start(&owner, body, runner.as_ref()).await,
                 Advance::Continue { session, token } => {
@@ -97,16 +101,21 @@ impl TurnJob {
             let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
+                    observer.turn_ended(TurnEnd::of_error(&e));
                     let _ = claimed_tx.send(Err(e));
                     return;
                 }
             };
             let _ = claimed_tx.send(Ok(()));
             let mut sink = Tracked { emit, terminal: false };
-            if let Err(e) = claimed.run(runner.as_ref(), &mut sink).await
-                && !sink.terminal
-            {
-                (sink.emit)(error_event(&e));
+            let result = claimed.run(runner.as_ref(), &mut sink).await;
+            observer.turn_ended(TurnEnd::of(&result, |reply| reply.outcome.status()));
+            if let Err(e) = result {
+                // The stream is open: the error is answered in-band.
+                observer.error_answered(e.code());
+                if !sink.terminal {
+                    (sink.emit)(error_event(&e));
+                }
             }
         });
         claimed_rx

@@ -38,6 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::observe::Hooks;
 use crate::reply::{Body, full};
 use crate::service::Inner;
 use crate::turn::{Advance, TurnJob};
@@ -58,6 +59,7 @@ pub(crate) fn upgrade(
     owner: String,
 ) -> Result<Response<Body>, Error> {
     let inner = service.inner().clone();
+    let hooks = service.hooks.clone();
     if !inner.config.websocket {
         return Err(Error::UpgradeRequired("this server does not offer WebSocket connections"));
     }
@@ -78,7 +80,7 @@ pub(crate) fn upgrade(
                     .max_message_size(Some(inner.config.max_ws_frame_bytes))
                     .max_frame_size(Some(inner.config.max_ws_frame_bytes));
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                connection(inner, ws, owner).await;
+                connection(inner, ws, owner, hooks).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
@@ -110,9 +112,11 @@ struct Conn {
     owner: String,
     state: Arc<Mutex<ConnState>>,
     out: mpsc::UnboundedSender<Message>,
+    /// The service's observer and limiter.
+    hooks: Hooks,
 }
 
-async fn connection<S>(inner: Arc<Inner>, ws: WebSocketStream<S>, owner: String)
+async fn connection<S>(inner: Arc<Inner>, ws: WebSocketStream<S>, owner: String, hooks: Hooks)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -138,7 +142,7 @@ where
         }
     });
     let mut closing = inner.closing.subscribe();
-    let conn = Conn { inner, owner, state: Arc::default(), out };
+    let conn = Conn { inner, owner, state: Arc::default(), out, hooks };
     loop {
         tokio::select! {
             msg = stream.next() => match msg {
@@ -196,6 +200,7 @@ fn string_field(map: &mut Map<String, Value>, name: &str) -> Result<Option<Strin
 
 impl Conn {
     fn send_problem(&self, reason: &str, message: &str, request_id: Option<&Value>) {
+        self.hooks.observer.error_answered(reason);
         let value = serde_json::json!({ "type": "error", "message": message, "reason": reason });
         let _ = self.out.send(frame_text(value, request_id));
     }
@@ -223,10 +228,24 @@ impl Conn {
         let Some(body) = map.remove("body") else {
             return self.send_problem("invalid-frame", "a frame needs a body", rid);
         };
+        if let Err(secs) = self.hooks.admit(&self.owner) {
+            self.hooks.observer.error_answered("rate-limited");
+            let value = serde_json::json!({
+                "type": "error",
+                "message": format!("rate limit exceeded; retry after {secs} s"),
+                "reason": "rate-limited",
+                "retryAfter": secs,
+            });
+            let _ = self.out.send(frame_text(value, rid));
+            return;
+        }
         let plan = self.plan(session, token);
         let advance = match plan {
             Plan::Invalid(message) => return self.send_problem("invalid-frame", message, rid),
-            Plan::Refuse(r) => return self.send_event(&ChannelEvent::refused(r), rid),
+            Plan::Refuse(r) => {
+                self.hooks.observer.error_answered(r.reason());
+                return self.send_event(&ChannelEvent::refused(r), rid);
+            }
             Plan::Start => (Advance::Start, false),
             Plan::Continue { session, token, lookup } => (Advance::Continue { session, token }, lookup),
         };
@@ -282,13 +301,14 @@ impl Conn {
             owner: self.owner.clone(),
             advance,
             body,
+            observer: self.hooks.observer.clone(),
         };
         let state = self.state.clone();
         let out = self.out.clone();
         let rid = request_id.clone();
         // The connection's state changes before the outcome frame is queued, so a frame the
         // client sends on seeing it already finds the new token.
-        let _ = job
+        let result = job
             .run(move |ev| {
                 match &ev {
                     ChannelEvent::Outcome(reply) => {
@@ -308,6 +328,9 @@ impl Conn {
                 let _ = out.send(frame_text(event_value(&ev), rid.as_ref()));
             })
             .await;
+        if let Err(e) = result {
+            self.hooks.observer.error_answered(e.code());
+        }
         if start {
             self.state.lock().starting = false;
         }
