@@ -18,6 +18,15 @@
 //!
 //! One ARCP session per principal is opened lazily and shared by that principal's turns
 //! (jobs multiplex on it), so a turn costs one submit, not a handshake.
+//!
+//! That session is authenticated with the process-internal key ([`InProcessKeys`]), not
+//! with the user's API key, and is kept for the process lifetime. Revoking an API key does
+//! not need to close it: every `/v1` request is authenticated by the HTTP layer with the
+//! configured verifier (the key store is read on each request), so a revoked key gets `401`
+//! on its next request and never reaches the session; the principal's other keys go on
+//! using it. A turn already running when its key is revoked finishes, and a `/v1/ws`
+//! connection (authenticated at its upgrade) stays open until it closes, like an open ARCP
+//! session.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -28,8 +28,10 @@ pub(crate) enum Command {
     /// Serve ARCP over WebSocket at ws://ADDR/arcp and the HTTP channel at http://ADDR/v1.
     ///
     /// Prints one line `arcp listening on ws://<bound address>/arcp` to stdout (with
-    /// `--listen 127.0.0.1:0` it reveals the port the OS picked) and, if no token was given, a
-    /// line `token: <token>` with a freshly generated one. State is kept in the store named by
+    /// `--listen 127.0.0.1:0` it reveals the port the OS picked) and, on the first start of a
+    /// store that holds no API key, a line `api key: arcp_sk_…` with the key it created for
+    /// --principal (shown only then). Clients authenticate with API keys (`arcp keys`), or
+    /// with --token alone when one is given. State is kept in the store named by
     /// --store (by default the SQLite file ./arcp-data/arcp.db): sessions stay resumable and
     /// idempotency keys bound across a restart, even after a crash.
     ///
@@ -40,8 +42,8 @@ pub(crate) enum Command {
     /// Serve one ARCP connection over stdin/stdout (NDJSON: one envelope per line).
     ///
     /// For use as a child process by IDEs and CLIs. Exits when stdin closes (or on Ctrl-C or
-    /// SIGTERM). Only ARCP envelopes are written to stdout; logs, and a generated token if
-    /// no token was given, go to stderr.
+    /// SIGTERM). Only ARCP envelopes are written to stdout; logs, and the API key created for
+    /// the process if no token was given, go to stderr.
     Stdio(StdioArgs),
     /// Submit a job and follow it: its events as they come, then its result.
     ///
@@ -66,6 +68,12 @@ pub(crate) enum Command {
     /// runtime.
     #[command(after_help = crate::client_cmd::EXIT_HELP)]
     Conformance(crate::client_cmd::ConformanceArgs),
+    /// Manage API keys (`create`, `list`, `revoke`) in the store `arcp serve` uses.
+    ///
+    /// Keys look like `arcp_sk_…`; the store keeps only their SHA-256 digest and their first
+    /// 16 characters (the prefix `list` shows). Run it while the server runs: a revocation
+    /// applies to the server's next handshake or request. See docs/keys.md.
+    Keys(crate::keys_cmd::KeysArgs),
 }
 
 /// `arcp serve`.
@@ -161,12 +169,15 @@ pub(crate) struct StdioArgs {
 /// The bearer token clients must present, and the principal it stands for.
 #[derive(Debug, Args)]
 pub(crate) struct AuthArgs {
-    /// The bearer token clients must present in `session.hello`. If absent, a random one
-    /// (`arcp_` + 32 hex digits) is generated and printed once. Prefer ARCP_TOKEN: command
-    /// lines are visible to other local users.
+    /// A fixed bearer token (for tests and development). When given, it is the ONLY token
+    /// accepted, as --principal, and API keys are not consulted. Without it, `serve`
+    /// authenticates with the API keys of --store (`arcp keys`), and `stdio` creates a key
+    /// for this process and prints it to stderr (`api key: arcp_sk_…`). Prefer ARCP_TOKEN:
+    /// command lines are visible to other local users.
     #[arg(long, env = "ARCP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub(crate) token: Option<String>,
-    /// The principal the token authenticates as (it scopes jobs, idempotency keys and cancel
+    /// The principal --token authenticates as, or (without --token) the principal of the API
+    /// key created on a store's first start (it scopes jobs, idempotency keys and cancel
     /// authority).
     #[arg(long, env = "ARCP_PRINCIPAL", value_name = "NAME", default_value = "local")]
     pub(crate) principal: String,

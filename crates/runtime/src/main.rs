@@ -12,23 +12,23 @@ mod client_cmd;
 mod config;
 mod fixture_agent;
 mod http;
+mod keys_cmd;
 mod store_choice;
 mod tls;
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arcp_core::Entropy as _;
 use std::sync::Arc;
 
 use arcp_server::transport::stdio;
 use arcp_server::{Runtime, RuntimeConfig, StaticBearerVerifier};
 use channel_core::{Channel, ChannelConfig};
 use channel_rest::{ChannelService, RestConfig};
+use runtime::keys::{self, ApiKey, ApiKeyStore, KeyVerifier, MemoryKeyStore, SharedVerifier};
 use runtime::plugins::{self, Plugins};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -81,7 +81,9 @@ fn main() -> ExitCode {
         print!("{}", config::print_config(serve, &applied.from_file));
         return ExitCode::SUCCESS;
     }
-    init_logging(client_cmd::is_client(&cli.command));
+    // `arcp keys` talks to the user's terminal too: warnings only by default.
+    let quiet = client_cmd::is_client(&cli.command) || matches!(cli.command, Command::Keys(_));
+    init_logging(quiet);
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
             Command::Tail(args) => client_cmd::tail(args).await,
             Command::Jobs(args) => client_cmd::jobs(args).await,
             Command::Conformance(args) => client_cmd::conformance(args).await,
+            Command::Keys(args) => keys_cmd::run(args).await,
         }
     });
     // Open connections and jobs are dropped here; a blocked stdin read cannot be interrupted,
@@ -150,7 +153,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
              pass --insecure to listen there anyway (behind a TLS-terminating proxy)."
         )));
     }
-    let (token, generated) = token(&args.auth)?;
+    let static_token = static_token(&args.auth)?;
     let spec = store_choice::StoreSpec::parse(&args.store).map_err(Failure::Usage)?;
     if args.node_id.is_empty() {
         return Err(Failure::Usage("--node-id (or ARCP_NODE_ID) must not be empty".to_owned()));
@@ -163,8 +166,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let stores = store_choice::open(&spec).await?;
     tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
+    let (verifier, first_key) = verifier(static_token, &args.auth.principal, &stores.keys).await?;
     let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
-    let front = match build_front(&token, &args, plugins.clone(), stores) {
+    let front = match build_front(verifier, &args, plugins.clone(), stores) {
         Ok(front) => front,
         Err(e) => {
             plugins.teardown().await;
@@ -183,7 +187,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.insecure && !is_loopback(&local) {
         tracing::warn!(%local, "listening on a non-loopback address over plain HTTP: bearer tokens travel in cleartext");
     }
-    announce(&local, tls.is_some(), generated.then_some(token.as_str()));
+    announce(&local, tls.is_some(), first_key.as_ref());
     tracing::info!(%local, principal = %args.auth.principal, "serving ARCP at {ARCP_PATH} and the channel at /v1");
     // On a signal: stop accepting, say bye to every session (closing their transports, so
     // the HTTP drain is quick) and give running jobs the deadline; the process exits after.
@@ -289,14 +293,14 @@ async fn load_plugins(path: Option<&std::path::Path>) -> Result<Plugins, Failure
     Ok(loaded)
 }
 
-/// The runtime (built-in agents, the opened stores, one token) and the channel in front of it.
+/// The runtime (built-in agents, the opened stores, `verifier`) and the channel in front of
+/// it.
 fn build_front(
-    token: &str,
+    verifier: SharedVerifier,
     args: &ServeArgs,
     plugins: Arc<Plugins>,
     stores: store_choice::OpenStores,
 ) -> Result<http::Front, Failure> {
-    let verifier = StaticBearerVerifier::new().with_token(token, &args.auth.principal);
     let keys = Arc::new(InProcessKeys::new().context("cannot generate the in-process keys")?);
     let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     if args.channel.conformance_fixtures {
@@ -340,14 +344,14 @@ fn build_front(
     Ok(http::Front { runtime, channel: service, max_frame_bytes, plugins, health: stores.health, _lock: stores.lock })
 }
 
-/// Prints where the server listens (and a generated token) to stdout. A closed stdout is not
-/// a reason to stop serving, so write errors are ignored.
-fn announce(local: &SocketAddr, tls: bool, generated_token: Option<&str>) {
+/// Prints where the server listens (and the API key created on a store's first start) to
+/// stdout. A closed stdout is not a reason to stop serving, so write errors are ignored.
+fn announce(local: &SocketAddr, tls: bool, first_key: Option<&ApiKey>) {
     let mut out = std::io::stdout().lock();
     let (ws, http) = if tls { ("wss", "https") } else { ("ws", "http") };
     let _ = writeln!(out, "arcp listening on {ws}://{local}{ARCP_PATH}");
-    if let Some(token) = generated_token {
-        let _ = writeln!(out, "token: {token}");
+    if let Some(key) = first_key {
+        let _ = writeln!(out, "api key: {}", key.expose());
     }
     let _ = writeln!(out, "channel at {http}://{local}/v1/session");
     let _ = out.flush();
@@ -355,13 +359,16 @@ fn announce(local: &SocketAddr, tls: bool, generated_token: Option<&str>) {
 
 /// `arcp stdio`: one ARCP connection over stdin/stdout until stdin closes.
 async fn serve_stdio(args: StdioArgs) -> Result<(), Failure> {
-    let (token, generated) = token(&args.auth)?;
-    let runtime = build_runtime(&token, &args.auth.principal)?;
+    let static_token = static_token(&args.auth)?;
+    // No store here: without --token, the process's one key lives in memory.
+    let keys: Arc<dyn ApiKeyStore> = Arc::new(MemoryKeyStore::new());
+    let (verifier, key) = verifier(static_token, &args.auth.principal, &keys).await?;
+    let runtime = build_runtime(verifier)?;
     let mut shutdown = Shutdown::install().context("cannot install the signal handlers")?;
     runtime.start_sweeper(SWEEP_INTERVAL);
-    if generated {
+    if let Some(key) = key {
         // stdout carries only envelopes in this mode.
-        eprintln!("token: {token}");
+        eprintln!("api key: {}", key.expose());
     }
     tracing::info!(principal = %args.auth.principal, "serving ARCP over stdin/stdout");
     let transport = stdio::stdio(runtime.config().max_frame_bytes);
@@ -372,35 +379,45 @@ async fn serve_stdio(args: StdioArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The runtime with the built-in agents, in-memory stores and one token.
-fn build_runtime(token: &str, principal: &str) -> Result<Runtime, Failure> {
-    let verifier = StaticBearerVerifier::new().with_token(token, principal);
+/// The runtime with the built-in agents, in-memory stores and `verifier`.
+fn build_runtime(verifier: SharedVerifier) -> Result<Runtime, Failure> {
     let agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     Ok(Runtime::builder(verifier).config(RuntimeConfig::default()).agents(agents).build())
 }
 
-/// The token to accept and whether it was generated here.
-fn token(auth: &AuthArgs) -> Result<(String, bool), Failure> {
+/// The fixed token `--token` (or `ARCP_TOKEN`) gives, if any.
+fn static_token(auth: &AuthArgs) -> Result<Option<String>, Failure> {
     if auth.principal.is_empty() {
         return Err(Failure::Usage("--principal must not be empty".to_owned()));
     }
     match &auth.token {
         Some(t) if t.is_empty() => Err(Failure::Usage("--token (or ARCP_TOKEN) must not be empty".to_owned())),
-        Some(t) => Ok((t.clone(), false)),
-        None => Ok((generate_token().context("cannot generate a token")?, true)),
+        other => Ok(other.clone()),
     }
 }
 
-/// `arcp_` and 32 lowercase hex digits (128 bits) from the OS's random source.
-fn generate_token() -> Result<String, arcp_core::Error> {
-    let mut bytes = [0u8; 16];
-    arcp_core::OsEntropy.fill(&mut bytes)?;
-    let mut token = String::with_capacity(5 + 2 * bytes.len());
-    token.push_str("arcp_");
-    for b in bytes {
-        let _ = write!(token, "{b:02x}");
+/// How clients authenticate. A `--token` is then the only credential (tests, development):
+/// API keys are not consulted. Otherwise the API keys of `keys` are; if the store has never
+/// held a key, one is created for `principal` and returned, to be shown once.
+async fn verifier(
+    static_token: Option<String>,
+    principal: &str,
+    keys: &Arc<dyn ApiKeyStore>,
+) -> Result<(SharedVerifier, Option<ApiKey>), Failure> {
+    if let Some(token) = static_token {
+        tracing::info!(principal, "authenticating with --token only: API keys are not consulted");
+        return Ok((SharedVerifier::new(StaticBearerVerifier::new().with_token(token, principal)), None));
     }
-    Ok(token)
+    let now = arcp_core::Clock::now_millis(&arcp_core::SystemClock);
+    let first = keys::ensure_first_key(&**keys, principal, &arcp_core::OsEntropy, now).await.map_err(|e| match e {
+        keys::KeyError::Invalid(why) => Failure::Usage(format!("--principal: {why}")),
+        other => Failure::Fatal(anyhow::Error::new(other).context("cannot create the first API key")),
+    })?;
+    if let Some((_, record)) = &first {
+        tracing::info!(key = %record.id, prefix = %record.prefix, principal, "created the first API key");
+    }
+    let verifier = KeyVerifier::new(keys.clone(), Arc::new(arcp_core::SystemClock));
+    Ok((SharedVerifier::new(verifier), first.map(|(key, _)| key)))
 }
 
 /// Every address `--listen` stands for (a host name may resolve to several).
@@ -468,16 +485,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_tokens_are_arcp_and_32_lowercase_hex_digits() {
-        let a = generate_token().unwrap();
-        let b = generate_token().unwrap();
-        assert_ne!(a, b);
-        let hex = a.strip_prefix("arcp_").unwrap();
-        assert_eq!(hex.len(), 32);
-        assert!(hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{a}");
-    }
-
-    #[test]
     fn loopback_addresses() {
         for a in ["127.0.0.1:1", "127.8.9.10:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
             assert!(is_loopback(&a.parse().unwrap()), "{a}");
@@ -501,9 +508,10 @@ mod tests {
             token: token.map(str::to_owned),
             principal: principal.to_owned(),
         };
-        assert!(matches!(token(&auth(Some(""), "p")), Err(Failure::Usage(_))));
-        assert!(matches!(token(&auth(Some("t"), "")), Err(Failure::Usage(_))));
-        assert_eq!(token(&auth(Some("t"), "p")).unwrap(), ("t".to_owned(), false));
-        assert!(token(&auth(None, "p")).unwrap().1);
+        assert!(matches!(static_token(&auth(Some(""), "p")), Err(Failure::Usage(_))));
+        assert!(matches!(static_token(&auth(Some("t"), "")), Err(Failure::Usage(_))));
+        assert!(matches!(static_token(&auth(None, "")), Err(Failure::Usage(_))));
+        assert_eq!(static_token(&auth(Some("t"), "p")).unwrap(), Some("t".to_owned()));
+        assert_eq!(static_token(&auth(None, "p")).unwrap(), None);
     }
 }

@@ -98,14 +98,15 @@ async fn a_bad_token_gets_session_error_then_close() {
 }
 
 #[tokio::test]
-async fn without_a_token_one_is_generated_printed_once_and_accepted() {
+async fn without_a_token_the_first_api_key_is_created_printed_once_and_accepted() {
     let (mut arcp, url) = serve(&[]).await;
     let line = arcp.line().await;
-    let token = line.strip_prefix("token: ").unwrap_or_else(|| panic!("{line:?}"));
-    let hex = token.strip_prefix("arcp_").unwrap_or_else(|| panic!("{token:?}"));
-    assert!(hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{token}");
+    let key = line.strip_prefix("api key: ").unwrap_or_else(|| panic!("{line:?}"));
+    let rest = key.strip_prefix("arcp_sk_").unwrap_or_else(|| panic!("{key:?}"));
+    assert!(rest.len() == 52 && rest.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')), "{key}");
+    assert!(arcp.line().await.starts_with("channel at http://"));
     let mut c = Client::connect(&url).await;
-    assert_eq!(c.hello(token).await["type"], "session.welcome");
+    assert_eq!(c.hello(key).await["type"], "session.welcome");
     let mut d = Client::connect(&url).await;
     assert_eq!(d.hello("t").await["type"], "session.error");
 }

@@ -83,7 +83,7 @@ async fn hello_submit_echo_then_stdin_close_exits_0() {
 }
 
 #[tokio::test]
-async fn a_bad_token_gets_session_error_and_a_generated_token_goes_to_stderr() {
+async fn a_bad_token_gets_session_error_and_the_process_key_goes_to_stderr() {
     let mut arcp = spawn(&["stdio"]);
     let mut stdin = arcp.child.stdin.take().expect("stdin");
     let mut stdout = arcp.stdout.take().expect("stdout");
@@ -94,8 +94,8 @@ async fn a_bad_token_gets_session_error_and_a_generated_token_goes_to_stderr() {
     assert_eq!(arcp.exit_code().await, Some(0));
     assert_eq!(tokio::time::timeout(WAIT, stdout.next_line()).await.expect("eof in time").expect("readable"), None);
     let stderr = arcp.stderr().await;
-    let token = stderr.lines().find_map(|l| l.strip_prefix("token: ")).unwrap_or_else(|| panic!("{stderr}"));
-    assert!(token.starts_with("arcp_") && token.len() == 37, "{token}");
+    let key = stderr.lines().find_map(|l| l.strip_prefix("api key: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(key.starts_with("arcp_sk_") && key.len() == 60, "{key}");
 }
 
 #[tokio::test]
