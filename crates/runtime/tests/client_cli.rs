@@ -166,9 +166,9 @@ async fn invalid_input_json_is_a_usage_error() {
         assert_eq!(ran.stdout, "");
     }
     // Other usage errors: a bad URL, a bad job id, an empty idempotency key.
-    let ran = arcp(&["submit", "echo", "--url", "wss://example.com/arcp"]).await;
+    let ran = arcp(&["submit", "echo", "--url", "http://127.0.0.1:8787/arcp"]).await;
     assert_eq!(ran.code, Some(2), "{ran:?}");
-    assert!(ran.stderr.contains("wss:// needs TLS"), "{ran:?}");
+    assert!(ran.stderr.contains("is not a ws:// or wss:// URL"), "{ran:?}");
     let ran = arcp(&["tail", "", "--url", &url, "--key", KEY]).await;
     assert_eq!(ran.code, Some(2), "{ran:?}");
     assert!(ran.stderr.starts_with("arcp: error: invalid JOB_ID"), "{ran:?}");
@@ -531,4 +531,51 @@ async fn conformance_exits_3_when_a_case_fails() {
     assert_eq!(ran.code, Some(3), "{ran:?}");
     assert!(ran.stdout.contains("conformance: 0 passed, 1 failed"), "{ran:?}");
     assert!(ran.stdout.contains("s7_1_submit_echo_runs_to_a_result"), "the failed case is named: {ran:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_over_wss_checks_the_certificate() {
+    let dir = std::env::temp_dir().join(format!("arcp-cli-wss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(made.success(), "openssl made the certificate");
+    let (cert_path, key_path) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut server =
+        spawn(&["serve", "--listen", "127.0.0.1:0", "--token", KEY, "--tls-cert", cert_path, "--tls-key", key_path]);
+    let line = server.line().await;
+    let url = line.strip_prefix("arcp listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
+    // The self-signed certificate (a CA certificate, as `openssl req -x509` makes it) is
+    // trusted as given, for the name it holds: localhost.
+    let url = url.replace("127.0.0.1", "localhost");
+    let ran =
+        arcp(&["submit", "count", r#"{"n":3}"#, "--json", "--url", &url, "--key", KEY, "--ca-cert", cert_path]).await;
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert_eq!(progress(&ran.lines()), [1, 2, 3]);
+    assert_eq!(ran.lines().last().unwrap()["payload"]["result"], json!({"count": 3}));
+    let ran = arcp(&["jobs", "--json", "--url", &url, "--key", KEY, "--ca-cert", cert_path]).await;
+    assert_eq!((ran.code, ran.lines().len()), (Some(0), 1), "{ran:?}");
+    // The same server by an address the certificate does not name: refused.
+    let by_ip = url.replace("localhost", "127.0.0.1");
+    let ran = arcp(&["jobs", "--url", &by_ip, "--key", KEY, "--ca-cert", cert_path]).await;
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("certificate"), "{ran:?}");
+    // Not trusting it (another CA, or the system bundle): no session, exit 1.
+    let ran = arcp(&["jobs", "--url", &url, "--key", KEY]).await;
+    assert!(matches!(ran.code, Some(1 | 2)), "{ran:?}");
+    assert!(ran.stderr.contains("pass it with --ca-cert") || ran.stderr.contains("CA bundle"), "{ran:?}");
+    // A certificate file that is not one: a usage error.
+    let ran = arcp(&["jobs", "--url", &url, "--key", KEY, "--ca-cert", key_path]).await;
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,14 +13,19 @@ pub(crate) const DEFAULT_URL: &str = "ws://127.0.0.1:8787/arcp";
 /// Where the runtime is and which key to present (every client command).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// The runtime's ARCP WebSocket URL (`ws://HOST:PORT/arcp`; this build has no TLS: use a
-    /// tunnel or a local TLS-terminating proxy for a remote runtime).
+    /// The runtime's ARCP WebSocket URL: `ws://HOST:PORT/arcp`, or `wss://…` for a runtime
+    /// serving TLS (`arcp serve --tls-cert`).
     #[arg(long, env = "ARCP_URL", value_name = "URL", default_value = DEFAULT_URL)]
     pub(crate) url: String,
     /// The API key (bearer token) presented in `session.hello`. Prefer ARCP_KEY: command
     /// lines are visible to other local users.
     #[arg(long, alias = "token", env = "ARCP_KEY", hide_env_values = true, value_name = "KEY")]
     pub(crate) key: Option<String>,
+    /// For wss:// URLs: the CA certificates (PEM) that may sign the runtime's certificate, e.g.
+    /// the self-signed certificate of a local `arcp serve --tls-cert`. Default: the system's CA
+    /// bundle.
+    #[arg(long, env = "ARCP_CA_CERT", value_name = "PEM_FILE")]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
 }
 
 /// How a client command prints what it receives.

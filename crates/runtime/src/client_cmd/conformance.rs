@@ -20,6 +20,10 @@ pub(crate) async fn run(args: ConformanceArgs) -> Result<(), Failure> {
     if let Some(base) = &args.channel {
         check_channel_url(base)?;
     }
+    if args.connect.url.starts_with("wss:") {
+        // The suite's peer opens plain WebSockets.
+        return Err(Failure::Usage("the conformance suite runs over ws:// only (not wss://)".to_owned()));
+    }
     let client = connect(&args.connect).await?;
     let _ = client.close().await;
     let token = key(&args.connect).unwrap_or_default().to_owned();

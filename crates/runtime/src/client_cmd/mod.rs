@@ -30,6 +30,7 @@ mod output;
 mod render;
 mod submit;
 mod tail;
+mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -79,16 +80,12 @@ pub(crate) fn is_client(command: &crate::cli::Command) -> bool {
     matches!(command, Command::Submit(_) | Command::Tail(_) | Command::Jobs(_) | Command::Conformance(_))
 }
 
-/// The `--url`, checked: a `ws://` URL (this build has no TLS).
-fn check_url(url: &str) -> Result<(), Failure> {
+/// The `--url`, checked: a `ws://` or `wss://` URL with a host. `Ok(true)` for `wss://`.
+fn check_url(url: &str) -> Result<bool, Failure> {
     let parsed = url::Url::parse(url).map_err(|e| Failure::Usage(format!("invalid --url {url:?}: {e}")))?;
     match parsed.scheme() {
-        "ws" if parsed.host_str().is_some() => Ok(()),
-        "wss" => Err(Failure::Usage(format!(
-            "--url {url:?}: wss:// needs TLS, which this build does not have; reach the runtime over ws:// (through a \
-             tunnel or a local TLS-terminating proxy)"
-        ))),
-        _ => Err(Failure::Usage(format!("--url {url:?} is not a ws:// URL (e.g. {DEFAULT_URL})"))),
+        "ws" | "wss" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(parsed.scheme() == "wss"),
+        _ => Err(Failure::Usage(format!("--url {url:?} is not a ws:// or wss:// URL (e.g. {DEFAULT_URL})"))),
     }
 }
 
@@ -100,7 +97,7 @@ fn key(args: &ConnectArgs) -> Option<&str> {
 /// Opens a session at `--url` with `--key`. Every failure is a one-line [`Failure::Fatal`]
 /// (exit status 1) naming the URL.
 async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
-    check_url(&args.url)?;
+    let wss = check_url(&args.url)?;
     let mut options = ClientOptions::default()
         .with_client("arcp-cli", env!("CARGO_PKG_VERSION"))
         .with_event_buffer(EVENT_BUFFER)
@@ -108,12 +105,26 @@ async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
     if let Some(key) = key(args) {
         options = options.with_token(key);
     }
-    Client::connect_ws(args.url.clone(), options).await.map_err(|e| {
+    let connected = if wss {
+        let target = tls::WssTarget::new(&args.url, args.ca_cert.as_deref(), options.max_frame_bytes)
+            .map_err(|e| Failure::Usage(format!("--url {}: {e:#}", args.url)))?;
+        let connector = move || {
+            let target = target.clone();
+            async move { target.connect().await }
+        };
+        Client::connect_with(connector, options).await
+    } else {
+        Client::connect_ws(args.url.clone(), options).await
+    };
+    connected.map_err(|e| {
         let hint = match e.code() {
             Some(code) if code == ErrorCode::UNAUTHENTICATED && key(args).is_none() => {
                 " (no key given: pass --key or set ARCP_KEY)"
             }
             Some(code) if code == ErrorCode::UNAUTHENTICATED => " (check --key / ARCP_KEY)",
+            _ if wss && args.ca_cert.is_none() && e.to_string().contains("invalid peer certificate") => {
+                " (to trust the runtime's own certificate, pass it with --ca-cert FILE)"
+            }
             _ => "",
         };
         Failure::Fatal(anyhow!("cannot open a session at {}: {e}{hint}", args.url))
@@ -222,9 +233,11 @@ mod tests {
 
     #[test]
     fn urls_must_be_ws() {
-        assert!(check_url("ws://127.0.0.1:8787/arcp").is_ok());
-        assert!(check_url("ws://example.com/arcp").is_ok());
-        for bad in ["", "127.0.0.1:8787", "http://127.0.0.1:8787/arcp", "wss://example.com/arcp", "ws://"] {
+        assert!(!check_url("ws://127.0.0.1:8787/arcp").unwrap());
+        assert!(!check_url("ws://example.com/arcp").unwrap());
+        assert!(check_url("wss://example.com/arcp").unwrap());
+        assert!(check_url("wss://[::1]:8787/arcp").unwrap());
+        for bad in ["", "127.0.0.1:8787", "http://127.0.0.1:8787/arcp", "https://example.com/arcp", "ws://"] {
             assert!(matches!(check_url(bad), Err(Failure::Usage(_))), "{bad}");
         }
     }

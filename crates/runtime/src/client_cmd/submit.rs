@@ -98,7 +98,11 @@ mod tests {
                 max_runtime_sec: None,
                 output: super::super::args::OutputArgs { json: true },
                 // Nothing listens there: a usage error must come first.
-                connect: super::super::args::ConnectArgs { url: "ws://127.0.0.1:1/arcp".to_owned(), key: None },
+                connect: super::super::args::ConnectArgs {
+                    url: "ws://127.0.0.1:1/arcp".to_owned(),
+                    key: None,
+                    ca_cert: None,
+                },
             };
             let Err(Failure::Usage(message)) = run(args).await else { panic!("{bad:?} was accepted") };
             assert!(message.starts_with("--lease is not a lease ("), "{message}");
