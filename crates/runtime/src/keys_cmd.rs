@@ -98,9 +98,10 @@ pub(crate) async fn run(args: KeysArgs) -> Result<(), Failure> {
     let spec = StoreSpec::parse(&store).map_err(Failure::Usage)?;
     match args.command {
         KeysCommand::Create(create_args) => {
-            let new = new_key(&create_args, now())?;
+            let now = now();
+            let new = new_key(&create_args, now)?;
             let store = open(&spec, true).await?;
-            create(&*store, new, create_args.json).await
+            create(&*store, new, create_args.json, now).await
         }
         KeysCommand::List(list_args) => list(&*open(&spec, false).await?, &spec, list_args.json).await,
         KeysCommand::Revoke(revoke_args) => revoke(&*open(&spec, false).await?, &revoke_args.key).await,
@@ -191,10 +192,10 @@ fn failure(e: KeyError) -> Failure {
 }
 
 /// `arcp keys create`.
-async fn create(store: &dyn ApiKeyStore, new: NewKey, as_json: bool) -> Result<(), Failure> {
-    let (key, record) = keys::create_key(store, new, &arcp_core::OsEntropy, now()).await.map_err(failure)?;
+async fn create(store: &dyn ApiKeyStore, new: NewKey, as_json: bool, now: u64) -> Result<(), Failure> {
+    let (key, record) = keys::create_key(store, new, &arcp_core::OsEntropy, now).await.map_err(failure)?;
     if as_json {
-        let mut obj = describe(&record, now());
+        let mut obj = describe(&record, now);
         obj["key"] = json!(key.expose());
         println!("{obj}");
     } else {
