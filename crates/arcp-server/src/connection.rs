@@ -282,6 +282,7 @@ impl Conn {
             Ok(()) => {
                 if let Some(session) = &self.session {
                     tracing::Span::current().record("arcp.session_id", tracing::field::display(&session.id));
+                    tracing::debug!(principal = %session.principal, resumed = resuming, "connection bound to a session");
                 }
                 ControlFlow::Continue(())
             }

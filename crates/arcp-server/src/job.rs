@@ -238,6 +238,7 @@ impl Job {
         };
         let (status, message) = outcome.into_message(rt.now_timestamp());
         rt.observer.job_ended(&self.agent, status, self.anchor.0.elapsed());
+        tracing::debug!(status = crate::observe::job_status_label(status), "job ended");
         st.status = status;
         st.terminal = Some(message.clone());
         st.ended_at = rt.now_millis();

@@ -132,7 +132,9 @@ impl AgentTurns {
             let runtime = runtime.clone();
             async move {
                 let (ours, theirs) = memory::pair();
-                runtime.spawn(theirs);
+                // The channel request that runs this turn was already admitted by the rate
+                // limit: its job must not take a second token.
+                runtime.spawn_unlimited(theirs);
                 Ok::<_, arcp_server::transport::TransportError>(ours)
             }
         };

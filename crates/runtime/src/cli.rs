@@ -136,6 +136,58 @@ pub(crate) struct ServeArgs {
     /// docs/plugins.md.
     #[arg(long, env = "ARCP_PLUGINS_POLICY", value_name = "PATH")]
     pub(crate) plugins_policy: Option<std::path::PathBuf>,
+    /// Per-principal rate limits.
+    #[command(flatten)]
+    pub(crate) limits: RateLimitArgs,
+    /// How logs are written.
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+}
+
+/// Per-principal rate limits (a token bucket per principal, shared by its ARCP submits and its
+/// channel requests). See docs/observability.md.
+#[derive(Debug, Args)]
+pub(crate) struct RateLimitArgs {
+    /// Requests per second each principal may make (ARCP `job.submit`s and channel requests
+    /// together; fractions allowed, e.g. 0.5). Over the limit, a submit gets a retryable
+    /// `INTERNAL_ERROR` with `details.retry_after_ms` and a channel request `429` with
+    /// `Retry-After`. 0: no limit.
+    #[arg(long, env = "ARCP_RATE_LIMIT_PER_SEC", value_name = "RATE", default_value_t = 0.0)]
+    pub(crate) rate_limit_per_sec: f64,
+    /// How many requests a principal may make at once before the rate applies (the bucket's
+    /// size). 0: one second's worth (at least 1).
+    #[arg(long, env = "ARCP_RATE_LIMIT_BURST", value_name = "N", default_value_t = 0)]
+    pub(crate) rate_limit_burst: u32,
+}
+
+/// The format of the log lines written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`, `spans`).
+    Json,
+}
+
+/// How logs are written (stderr; filtered by ARCP_LOG or RUST_LOG).
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// The format of the log lines on stderr: `text` or `json` (one object per line, with the
+    /// span fields `arcp.session_id`, `arcp.job_id`, `arcp.agent`).
+    #[arg(long, env = "ARCP_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+impl Command {
+    /// The `--log-format` of the server commands; the client commands log as text.
+    pub(crate) fn log_format(&self) -> LogFormat {
+        match self {
+            Command::Serve(args) => args.log.log_format,
+            Command::Stdio(args) => args.log.log_format,
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// The HTTP channel (`POST /v1/session`, `POST /v1/session/{id}/message`, `GET /v1/ws`).
@@ -164,6 +216,9 @@ pub(crate) struct StdioArgs {
     /// Who may connect.
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+    /// How logs are written.
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
 }
 
 /// The bearer token clients must present, and the principal it stands for.
@@ -215,5 +270,20 @@ mod tests {
         let cli = Cli::try_parse_from(["arcp", "stdio", "--token", "t", "--principal", "me"]).unwrap();
         let Command::Stdio(args) = cli.command else { panic!("{cli:?}") };
         assert_eq!((args.auth.token.as_deref(), args.auth.principal.as_str()), (Some("t"), "me"));
+    }
+
+    #[test]
+    fn log_format_and_rate_limits_parse() {
+        if std::env::var_os("ARCP_LOG_FORMAT").is_some() || std::env::var_os("ARCP_RATE_LIMIT_PER_SEC").is_some() {
+            return;
+        }
+        let cli = Cli::try_parse_from(["arcp", "stdio", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.command.log_format(), LogFormat::Json);
+        let cli =
+            Cli::try_parse_from(["arcp", "serve", "--rate-limit-per-sec", "0.5", "--rate-limit-burst", "3"]).unwrap();
+        assert_eq!(cli.command.log_format(), LogFormat::Text);
+        let Command::Serve(args) = cli.command else { panic!("{cli:?}") };
+        assert_eq!((args.limits.rate_limit_per_sec, args.limits.rate_limit_burst), (0.5, 3));
+        assert!(Cli::try_parse_from(["arcp", "serve", "--log-format", "xml"]).is_err());
     }
 }

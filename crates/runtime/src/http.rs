@@ -1,6 +1,7 @@
 //! The one listener of `arcp serve`: HTTP/1.1 with upgrades, routing `GET /arcp` (WebSocket)
 //! to the ARCP runtime, `/v1/session…` and `GET /v1/ws` to the channel (`channel-rest`), and
-//! `GET /healthz`, `GET /readyz` to health answers, `/plugins/<name>/…` to the routes plugins
+//! `GET /healthz`, `GET /readyz` to health answers, `GET /metrics` to the Prometheus metrics
+//! (OpenMetrics text, `metrics.rs`), `/plugins/<name>/…` to the routes plugins
 //! registered (a JSON `404` for an unknown one). Anything else is a JSON `404`.
 
 use std::convert::Infallible;
@@ -53,6 +54,8 @@ pub(crate) struct Front {
     pub(crate) plugins: Arc<Plugins>,
     /// What `/readyz` checks: the store answers.
     pub(crate) health: crate::store_choice::Health,
+    /// What `/metrics` shows.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The store's process lock, held while serving.
     pub(crate) _lock: Option<std::fs::File>,
 }
@@ -178,6 +181,21 @@ async fn route(front: &Front, req: Request<Incoming>, peer: SocketAddr) -> Respo
     }
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/healthz") => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        (&Method::GET | &Method::HEAD, "/metrics") => match front.metrics.encode() {
+            Ok(text) => {
+                let mut res =
+                    Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync());
+                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+                res
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encode the metrics");
+                json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"error":"the metrics could not be encoded","reason":"internal"}"#,
+                )
+            }
+        },
         (&Method::GET | &Method::HEAD, "/readyz") => match front.health.check().await {
             Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#),
             Err(why) => {

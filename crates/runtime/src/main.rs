@@ -13,6 +13,8 @@ mod config;
 mod fixture_agent;
 mod http;
 mod keys_cmd;
+mod metrics;
+mod rate_limit;
 mod store_choice;
 mod tls;
 
@@ -83,7 +85,7 @@ fn main() -> ExitCode {
     }
     // `arcp keys` talks to the user's terminal too: warnings only by default.
     let quiet = client_cmd::is_client(&cli.command) || matches!(cli.command, Command::Keys(_));
-    init_logging(quiet);
+    init_logging(quiet, cli.command.log_format());
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,18 +124,20 @@ fn main() -> ExitCode {
 /// Logs go to stderr (stdout belongs to the protocol in `arcp stdio`), filtered by `ARCP_LOG`
 /// or else `RUST_LOG` (default `info`; `warn` for the client commands, whose stderr is the
 /// user's terminal, not a server log).
-fn init_logging(client: bool) {
+fn init_logging(client: bool, format: cli::LogFormat) {
     let default = if client { "warn" } else { "info" };
     let spec = std::env::var("ARCP_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_owned());
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("arcp: ignoring the log filter {spec:?}: {e}");
         EnvFilter::new(default)
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // JSON: one object per line, with the current span and the span list (`arcp.session_id`,
+    // `arcp.job_id`, `arcp.agent`).
+    let _ = match format {
+        cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        cli::LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// `arcp serve`: ARCP over WebSocket and the HTTP channel, until Ctrl-C or SIGTERM.
@@ -164,11 +168,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             args.node_dead_after_secs, args.node_heartbeat_secs
         )));
     }
+    let quota =
+        rate_limit::quota(args.limits.rate_limit_per_sec, args.limits.rate_limit_burst).map_err(Failure::Usage)?;
     let stores = store_choice::open(&spec).await?;
     tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
     let (verifier, first_key) = verifier(static_token, &args.auth.principal, &stores.keys).await?;
     let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
-    let front = match build_front(verifier, &args, plugins.clone(), stores) {
+    let front = match build_front(verifier, &args, plugins.clone(), stores, quota) {
         Ok(front) => front,
         Err(e) => {
             plugins.teardown().await;
@@ -300,7 +306,10 @@ fn build_front(
     args: &ServeArgs,
     plugins: Arc<Plugins>,
     stores: store_choice::OpenStores,
+    quota: Option<governor::Quota>,
 ) -> Result<http::Front, Failure> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let limiter = quota.map(|q| Arc::new(rate_limit::PrincipalLimiter::new(q, metrics.clone())));
     let keys = Arc::new(InProcessKeys::new().context("cannot generate the in-process keys")?);
     let mut agents = arcp_server::builtin::registry().context("cannot register the built-in agents")?;
     if args.channel.conformance_fixtures {
@@ -328,6 +337,16 @@ fn build_front(
             .idempotency_store(arcp.idempotency)
             .job_store(arcp.jobs);
     }
+    builder = builder.observer(metrics.clone());
+    if let Some(limiter) = &limiter {
+        tracing::info!(
+            per_sec = args.limits.rate_limit_per_sec,
+            burst = quota.map(|q| q.burst_size().get()),
+            "per-principal rate limit on"
+        );
+        limiter.start_housekeeping();
+        builder = builder.submit_limiter(limiter.clone());
+    }
     let runtime = builder.build();
     plugins.attach(&runtime);
     let turns = AgentTurns::new(runtime.clone(), keys, default_agent.clone(), names);
@@ -338,10 +357,22 @@ fn build_front(
         ChannelConfig { idle_ttl: Duration::from_secs(args.channel.channel_idle_ttl_secs), ..ChannelConfig::default() },
     );
     let rest = RestConfig { max_body_bytes: args.channel.channel_max_body_bytes, ..RestConfig::default() };
-    let service =
-        ChannelService::new(channel, Arc::new(turns), rest).with_authenticator(Arc::new(http::BearerAuth(verifier)));
+    let mut service = ChannelService::new(channel, Arc::new(turns), rest)
+        .with_authenticator(Arc::new(http::BearerAuth(verifier)))
+        .with_observer(metrics.clone());
+    if let Some(limiter) = limiter {
+        service = service.with_limiter(limiter);
+    }
     let max_frame_bytes = runtime.config().max_frame_bytes;
-    Ok(http::Front { runtime, channel: service, max_frame_bytes, plugins, health: stores.health, _lock: stores.lock })
+    Ok(http::Front {
+        runtime,
+        channel: service,
+        max_frame_bytes,
+        plugins,
+        health: stores.health,
+        metrics,
+        _lock: stores.lock,
+    })
 }
 
 /// Prints where the server listens (and the API key created on a store's first start) to
