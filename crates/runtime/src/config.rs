@@ -193,7 +193,8 @@ pub(crate) fn print_config(serve: &ArgMatches, from_file: &[String]) -> String {
 /// The generated part of `docs/configuration.md`: one row per setting.
 #[cfg(test)]
 pub(crate) fn configuration_md() -> String {
-    let mut out = String::from("| `arcp.toml` key / flag | variable | default | what |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("### `arcp serve`\n\n| `arcp.toml` key / flag | variable | default | what |\n|---|---|---|---|\n");
     for s in settings() {
         let default = match (&s.default, s.is_switch) {
             (_, true) => "`false`".to_owned(),
@@ -208,7 +209,46 @@ pub(crate) fn configuration_md() -> String {
             s.help.replace('|', "\\|")
         ));
     }
+    let cmd = Cli::command();
+    for sub in cmd.get_subcommands().filter(|c| c.get_name() != "serve") {
+        command_md(&mut out, &format!("arcp {}", sub.get_name()), sub);
+    }
     out
+}
+
+/// One table of a (sub)command's flags and arguments, then its subcommands'.
+#[cfg(test)]
+fn command_md(out: &mut String, path: &str, cmd: &clap::Command) {
+    let about = cmd.get_about().map(|a| first_line(&a.to_string())).unwrap_or_default();
+    out.push_str(&format!("\n### `{path}`\n\n{about}\n\n"));
+    let args: Vec<_> = cmd.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")).collect();
+    if !args.is_empty() {
+        out.push_str("| flag / argument | variable | default | what |\n|---|---|---|---|\n");
+        for a in args {
+            let name = match a.get_long() {
+                Some(l) => format!("`--{l}`"),
+                None => {
+                    let value = a.get_value_names().and_then(|v| v.first().map(ToString::to_string));
+                    format!("`<{}>`", value.unwrap_or_else(|| a.get_id().to_string()))
+                }
+            };
+            let env = a.get_env().map_or("—".to_owned(), |e| format!("`{}`", e.to_string_lossy()));
+            let defaults: Vec<String> =
+                a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let default = if !a.get_action().takes_values() {
+                "`false`".to_owned()
+            } else if defaults.is_empty() {
+                "—".to_owned()
+            } else {
+                format!("`{}`", defaults.join(","))
+            };
+            let help = a.get_help().map(|h| first_line(&h.to_string())).unwrap_or_default().replace('|', "\\|");
+            out.push_str(&format!("| {name} | {env} | {default} | {help} |\n"));
+        }
+    }
+    for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+        command_md(out, &format!("{path} {}", sub.get_name()), sub);
+    }
 }
 
 fn first_line(s: &str) -> String {

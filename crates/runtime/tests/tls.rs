@@ -31,7 +31,8 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 async fn curl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("curl").args(["-sS", "-w", " %{http_code}"]).args(args).output().await.unwrap();
+    let out =
+        tokio::process::Command::new("curl").args(["-sS", "-w", " %{http_code}"]).args(args).output().await.unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
