@@ -65,6 +65,17 @@ impl JobContext {
         &self.job.principal
     }
 
+    /// The key-value store of the submitting principal ([`JobContext::principal`]): JSON
+    /// values under UTF-8 keys (at most 512 bytes; values at most 1 MiB encoded), listed in
+    /// key order by prefix with a cursor, each with an optional TTL that every `get` slides.
+    /// Every job of one principal sees the same keys; no job ever sees another principal's.
+    /// It lives in the runtime's [`KvStore`](crate::store::KvStore) (set with
+    /// [`RuntimeBuilder::kv_store`](crate::RuntimeBuilder::kv_store); `arcp serve` keeps it
+    /// in its `--store`; by default in memory, capped with least-recently-used eviction).
+    pub fn kv(&self) -> Kv {
+        Kv { store: self.rt.kv.clone(), clock: self.rt.clock.clone(), principal: self.job.principal.clone() }
+    }
+
     /// The effective lease.
     pub fn lease(&self) -> &Lease {
         &self.job.lease
@@ -345,4 +356,58 @@ fn check_progress(p: &Progress) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A principal's key-value store, from [`JobContext::kv`]. Cheap to clone; times come from
+/// the runtime's clock.
+#[derive(Clone)]
+pub struct Kv {
+    store: Arc<dyn crate::store::KvStore>,
+    clock: Arc<dyn arcp_core::Clock>,
+    principal: String,
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv").field("principal", &self.principal).finish_non_exhaustive()
+    }
+}
+
+impl Kv {
+    /// The principal whose keys these are.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The value under `key`, if present and not expired (sliding its TTL).
+    pub async fn get(&self, key: &str) -> Result<Option<Value>, crate::store::KvError> {
+        let now = self.clock.now_millis();
+        Ok(self.store.get(&self.principal, key, now).await?.and_then(|e| e.value))
+    }
+
+    /// The entry under `key` (value and expiry), if present and not expired (sliding its TTL).
+    pub async fn get_entry(&self, key: &str) -> Result<Option<crate::store::KvEntry>, crate::store::KvError> {
+        self.store.get(&self.principal, key, self.clock.now_millis()).await
+    }
+
+    /// Stores `value` under `key`, expiring `ttl` after its last `set` or `get` (`None`:
+    /// never).
+    pub async fn set(
+        &self,
+        key: &str,
+        value: Value,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), crate::store::KvError> {
+        self.store.set(&self.principal, key, value, ttl, self.clock.now_millis()).await
+    }
+
+    /// Removes `key`; `true` if a live entry was removed.
+    pub async fn delete(&self, key: &str) -> Result<bool, crate::store::KvError> {
+        self.store.delete(&self.principal, key, self.clock.now_millis()).await
+    }
+
+    /// A page of entries matching `query` (prefix, cursor, limit, keys only), in key order.
+    pub async fn list(&self, query: crate::store::KvQuery) -> Result<crate::store::KvPage, crate::store::KvError> {
+        self.store.list(&self.principal, query, self.clock.now_millis()).await
+    }
 }

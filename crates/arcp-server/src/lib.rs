@@ -41,7 +41,7 @@ mod vendor;
 pub use agent::{Agent, AgentError, AgentRegistry};
 pub use auth::{BearerVerifier, Identity, StaticBearerVerifier};
 pub use config::RuntimeConfig;
-pub use context::JobContext;
+pub use context::{JobContext, Kv};
 pub use error::Error;
 pub use lifecycle::{JobLifecycle, LIFECYCLE_CAPACITY, LifecycleKind};
 pub use limit::{SubmitLimiter, Unlimited};

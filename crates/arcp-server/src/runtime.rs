@@ -14,7 +14,7 @@ use crate::config::RuntimeConfig;
 use crate::job::Job;
 use crate::session::Session;
 use crate::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryJobStore, MemoryResumeStore};
-use crate::store::{EventLog, IdempotencyStore, JobStore, ResumeStore};
+use crate::store::{EventLog, IdempotencyStore, JobStore, KvStore, MemoryKvStore, ResumeStore};
 use crate::subscribe::{SamePrincipalOnly, SubscriptionPolicy};
 use crate::transport::Transport;
 use crate::vendor::VendorHandlers;
@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) resumes: Arc<dyn ResumeStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) job_store: Arc<dyn JobStore>,
+    /// The agents' key-value store ([`JobContext::kv`](crate::JobContext::kv)).
+    pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) subscription_policy: Arc<dyn SubscriptionPolicy>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,
@@ -107,6 +109,9 @@ impl Inner {
         if let Err(e) = self.idempotency.purge_expired(now).await {
             tracing::warn!(error = %e, "idempotency sweep failed");
         }
+        if let Err(e) = self.kv.purge_expired(now).await {
+            tracing::warn!(error = %e, "key-value sweep failed");
+        }
         let window = u64::try_from(self.config.resume_window.as_millis()).unwrap_or(u64::MAX);
         let expired: Vec<Arc<Session>> = {
             let sessions = self.sessions.lock();
@@ -165,6 +170,7 @@ impl Runtime {
             resumes: Arc::new(MemoryResumeStore::default()),
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
             job_store: Arc::new(MemoryJobStore::default()),
+            kv: Arc::new(MemoryKvStore::default()),
             subscription_policy: Arc::new(SamePrincipalOnly),
             clock: Arc::new(SystemClock),
             entropy: Arc::new(arcp_core::OsEntropy),
@@ -254,6 +260,7 @@ pub struct RuntimeBuilder {
     resumes: Arc<dyn ResumeStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     job_store: Arc<dyn JobStore>,
+    kv: Arc<dyn KvStore>,
     subscription_policy: Arc<dyn SubscriptionPolicy>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
@@ -312,6 +319,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Uses `store` as the agents' key-value store ([`JobContext::kv`](crate::JobContext::kv)).
+    /// Default: a [`MemoryKvStore`] with its default entry cap.
+    pub fn kv_store(mut self, store: Arc<dyn KvStore>) -> Self {
+        self.kv = store;
+        self
+    }
+
     /// Uses `policy` to decide subscriptions to other principals' jobs (§7.6). Default:
     /// [`SamePrincipalOnly`].
     pub fn subscription_policy(mut self, policy: impl SubscriptionPolicy) -> Self {
@@ -363,6 +377,7 @@ impl RuntimeBuilder {
                 resumes: self.resumes,
                 idempotency: self.idempotency,
                 job_store: self.job_store,
+                kv: self.kv,
                 subscription_policy: self.subscription_policy,
                 clock: self.clock,
                 entropy: self.entropy,

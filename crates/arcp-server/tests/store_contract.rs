@@ -7,6 +7,48 @@ use arcp_server::store::contract;
 use arcp_server::store::memory::{MemoryEventLog, MemoryIdempotencyStore, MemoryJobStore, MemoryResumeStore};
 
 #[tokio::test]
+async fn memory_kv_store() {
+    contract::kv_store(&arcp_server::store::MemoryKvStore::default()).await;
+}
+
+/// The memory store holds at most its cap of entries (over all principals) and evicts the
+/// least recently used one; a `get` or a `set` uses an entry, a listing does not.
+#[tokio::test]
+async fn memory_kv_store_evicts_the_least_recently_used_entry() {
+    use arcp_server::store::{KvQuery, KvStore, MemoryKvStore};
+    use serde_json::json;
+
+    let store = MemoryKvStore::with_max_entries(3);
+    let now = 1_000;
+    store.set("p1", "a", json!(1), None, now).await.unwrap();
+    store.set("p2", "b", json!(2), None, now).await.unwrap();
+    store.set("p1", "c", json!(3), None, now).await.unwrap();
+    // Touch "a": "b" is now the least recently used.
+    assert!(store.get("p1", "a", now).await.unwrap().is_some());
+    // A listing is no use.
+    assert_eq!(store.list("p2", KvQuery::default(), now).await.unwrap().entries.len(), 1);
+    store.set("p1", "d", json!(4), None, now).await.unwrap();
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.get("p2", "b", now).await.unwrap(), None, "the least recently used entry stays");
+    for key in ["a", "c", "d"] {
+        assert!(store.get("p1", key, now).await.unwrap().is_some(), "{key} was evicted");
+    }
+    // Overwriting an entry uses it and does not count twice: now "a" is the oldest.
+    store.set("p1", "a", json!(10), None, now).await.unwrap();
+    assert_eq!(store.len(), 3);
+    store.set("p1", "e", json!(5), None, now).await.unwrap();
+    assert_eq!(store.get("p1", "c", now).await.unwrap(), None, "c was the least recently used");
+    assert_eq!(store.get("p1", "a", now).await.unwrap().unwrap().value, Some(json!(10)));
+    assert_eq!(store.len(), 3);
+    // Deleting frees a slot: nothing is evicted by the next set.
+    assert!(store.delete("p1", "a", now).await.unwrap());
+    store.set("p1", "f", json!(6), None, now).await.unwrap();
+    for key in ["d", "e", "f"] {
+        assert!(store.get("p1", key, now).await.unwrap().is_some(), "{key} was evicted");
+    }
+}
+
+#[tokio::test]
 async fn memory_event_log() {
     contract::event_log(&MemoryEventLog::default()).await;
 }
@@ -102,6 +144,20 @@ mod sqlite {
         contract::idempotency_store(&store.idempotency_store()).await;
         // Many more racers than the batch size: still exactly one winner.
         contract::idempotency_race(&store.idempotency_store(), 1_500).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_kv_store() {
+        let dir = TempDir::new();
+        let store = open(&dir.db());
+        contract::kv_store(&store.kv_store()).await;
+        // Entries survive reopening the file.
+        use arcp_server::store::KvStore;
+        store.kv_store().set("p", "k", serde_json::json!({"kept": true}), None, 1).await.unwrap();
+        drop(store);
+        let reopened = open(&dir.db());
+        let entry = reopened.kv_store().get("p", "k", 2).await.unwrap().unwrap();
+        assert_eq!(entry.value, Some(serde_json::json!({"kept": true})));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,13 +388,13 @@ mod sqlite {
         drop(open(&path));
         drop(open(&path));
         let mut conn = rusqlite::Connection::open(&path).unwrap();
-        assert_eq!(schema_version(&conn, COMPONENT).unwrap(), 1);
+        assert_eq!(schema_version(&conn, COMPONENT).unwrap(), 2);
         let rows: i64 = conn
             .query_row(&format!("SELECT COUNT(*) FROM {MIGRATIONS_TABLE} WHERE component = ?1"), [COMPONENT], |r| {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(rows, 1, "each step is recorded once");
+        assert_eq!(rows, 2, "each step is recorded once");
 
         // Another component on the same file, step by step.
         let steps = ["CREATE TABLE t1 (a INTEGER)", "ALTER TABLE t1 ADD COLUMN b TEXT"];

@@ -182,6 +182,21 @@ async fn contract_idempotency_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_kv_store() {
+    let Some(db) = TestDb::create().await else { return };
+    let store = db.open().await;
+    contract::kv_store(&store.kv_store()).await;
+    // Two nodes share the entries (one writes, the other reads, slides and deletes).
+    let other = db.open().await;
+    use arcp_server::store::KvStore;
+    store.kv_store().set("p", "k", serde_json::json!(1), Some(std::time::Duration::from_secs(5)), 1_000).await.unwrap();
+    let entry = other.kv_store().get("p", "k", 4_000).await.unwrap().unwrap();
+    assert_eq!(entry.expires_at_millis, Some(9_000));
+    assert!(other.kv_store().delete("p", "k", 8_000).await.unwrap());
+    assert_eq!(store.kv_store().get("p", "k", 8_000).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_job_store() {
     let Some(db) = TestDb::create().await else { return };
     contract::job_store(&db.open().await.job_store()).await;
@@ -516,7 +531,7 @@ async fn a_reopened_store_sees_everything() {
         .await
         .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +553,7 @@ async fn nodes_starting_together_migrate_once() {
         .await
         .unwrap();
     let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, vec![(COMPONENT.to_owned(), 1), (COMPONENT.to_owned(), 2)]);
+    assert_eq!(got, vec![(COMPONENT.to_owned(), 1), (COMPONENT.to_owned(), 2), (COMPONENT.to_owned(), 3)]);
     for s in &stores {
         s.ping().await.unwrap();
     }

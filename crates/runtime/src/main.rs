@@ -335,7 +335,8 @@ fn build_front(
             .event_log(arcp.events)
             .resume_store(arcp.resumes)
             .idempotency_store(arcp.idempotency)
-            .job_store(arcp.jobs);
+            .job_store(arcp.jobs)
+            .kv_store(arcp.kv);
     }
     builder = builder.observer(metrics.clone());
     if let Some(limiter) = &limiter {

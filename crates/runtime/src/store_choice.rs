@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use arcp_server::store::postgres::{PgOptions, PgStore};
 use arcp_server::store::sqlite::{SqliteOptions, SqliteStore};
-use arcp_server::store::{EventLog, IdempotencyStore, JobStore, ResumeStore};
+use arcp_server::store::{EventLog, IdempotencyStore, JobStore, KvStore, ResumeStore};
 use channel_core::{MemoryTokenStore, TokenStore};
 use runtime::keys::{ApiKeyStore, MemoryKeyStore, PgKeyStore, SqliteKeyStore};
 use runtime::stores::postgres_tokens::PgTokenStore;
@@ -86,12 +86,14 @@ pub(crate) struct OpenStores {
     pub(crate) lock: Option<std::fs::File>,
 }
 
-/// The four ARCP stores.
+/// The ARCP stores (and the agents' key-value store).
 pub(crate) struct ArcpStores {
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) resumes: Arc<dyn ResumeStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) jobs: Arc<dyn JobStore>,
+    /// The agents' key-value store (`JobContext::kv`).
+    pub(crate) kv: Arc<dyn KvStore>,
 }
 
 /// How `/readyz` checks the store.
@@ -151,6 +153,7 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
                     resumes: Arc::new(store.resume_store()),
                     idempotency: Arc::new(store.idempotency_store()),
                     jobs: Arc::new(store.job_store()),
+                    kv: Arc::new(store.kv_store()),
                 }),
                 tokens: Arc::new(tokens),
                 keys: Arc::new(keys),
@@ -174,6 +177,7 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
                     resumes: Arc::new(store.resume_store()),
                     idempotency: Arc::new(store.idempotency_store()),
                     jobs: Arc::new(store.job_store()),
+                    kv: Arc::new(store.kv_store()),
                 }),
                 tokens: Arc::new(tokens),
                 keys: Arc::new(keys),

@@ -1041,3 +1041,168 @@ impl Rng {
         if n == 0 { 0 } else { (self.next() % n as u64) as usize }
     }
 }
+
+/// The key-value store contract ([`KvStore`](super::KvStore)): get/set/delete, listings
+/// (prefix, cursor pagination that never skips or repeats, limits, keys only), sliding TTLs
+/// on a manual clock, the size limits, and principal isolation (get, list, delete, overwrite).
+pub async fn kv_store(store: &dyn super::KvStore) {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::kv::{KvError, KvQuery, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+    let alice = unique("kv-alice");
+    let bob = unique("kv-bob");
+    let now = wall_millis();
+
+    // get / set / delete.
+    assert_eq!(store.get(&alice, "missing", now).await.unwrap(), None);
+    store.set(&alice, "a", json!({"n": 1, "s": "x"}), None, now).await.unwrap();
+    let got = store.get(&alice, "a", now).await.unwrap().unwrap();
+    assert_eq!(got.key, "a");
+    assert_eq!(got.value, Some(json!({"n": 1, "s": "x"})));
+    assert_eq!(got.expires_at_millis, None);
+    store.set(&alice, "a", json!([1, 2, 3]), None, now).await.unwrap();
+    assert_eq!(store.get(&alice, "a", now).await.unwrap().unwrap().value, Some(json!([1, 2, 3])));
+    assert!(store.delete(&alice, "a", now).await.unwrap());
+    assert!(!store.delete(&alice, "a", now).await.unwrap());
+    assert_eq!(store.get(&alice, "a", now).await.unwrap(), None);
+    // Keys are any UTF-8 (up to the limit), compared bytewise.
+    store.set(&alice, "ключ/é", json!("ü"), None, now).await.unwrap();
+    assert_eq!(store.get(&alice, "ключ/é", now).await.unwrap().unwrap().value, Some(json!("ü")));
+    assert!(store.delete(&alice, "ключ/é", now).await.unwrap());
+
+    // Two principals never see each other's keys.
+    store.set(&alice, "shared/name", json!("alice's"), None, now).await.unwrap();
+    store.set(&alice, "only-alice", json!(1), None, now).await.unwrap();
+    assert_eq!(store.get(&bob, "shared/name", now).await.unwrap(), None, "bob read alice's key");
+    assert_eq!(store.get(&bob, "only-alice", now).await.unwrap(), None, "bob read alice's key");
+    let bob_list = store.list(&bob, KvQuery::default(), now).await.unwrap();
+    assert!(bob_list.entries.is_empty(), "bob listed alice's keys: {bob_list:?}");
+    assert!(!store.delete(&bob, "only-alice", now).await.unwrap(), "bob deleted alice's key");
+    store.set(&bob, "shared/name", json!("bob's"), None, now).await.unwrap();
+    assert_eq!(store.get(&alice, "shared/name", now).await.unwrap().unwrap().value, Some(json!("alice's")));
+    assert_eq!(store.get(&bob, "shared/name", now).await.unwrap().unwrap().value, Some(json!("bob's")));
+    assert!(store.delete(&bob, "shared/name", now).await.unwrap());
+    assert_eq!(store.get(&alice, "shared/name", now).await.unwrap().unwrap().value, Some(json!("alice's")));
+    assert_eq!(store.get(&alice, "only-alice", now).await.unwrap().unwrap().value, Some(json!(1)));
+    let alice_keys: Vec<String> =
+        store.list(&alice, KvQuery::default(), now).await.unwrap().entries.into_iter().map(|e| e.key).collect();
+    assert_eq!(alice_keys, vec!["only-alice".to_owned(), "shared/name".to_owned()]);
+    assert!(store.delete(&alice, "only-alice", now).await.unwrap());
+    assert!(store.delete(&alice, "shared/name", now).await.unwrap());
+
+    // Listings: prefix, cursor, limit, keys only. Keys that sort around the prefix too.
+    let lister = unique("kv-lister");
+    let mut expected = Vec::new();
+    for i in 0..23 {
+        let key = format!("user/{i:03}");
+        store.set(&lister, &key, json!({ "i": i }), None, now).await.unwrap();
+        expected.push(key);
+    }
+    for key in ["user", "user0", "usea", "users/x", "v", "a"] {
+        store.set(&lister, key, json!(key), None, now).await.unwrap();
+    }
+    // Another principal's keys under the same prefix never show up.
+    store.set(&bob, "user/000", json!("bob"), None, now).await.unwrap();
+    for limit in [1, 4, 5, 23, 100] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let query = KvQuery { prefix: "user/".into(), after: after.clone(), limit, keys_only: false };
+            let page = store.list(&lister, query, now).await.unwrap();
+            assert!(page.entries.len() <= limit, "page of {} above limit {limit}", page.entries.len());
+            for e in &page.entries {
+                let i: usize = e.key["user/".len()..].parse().unwrap();
+                assert_eq!(e.value, Some(json!({ "i": i })));
+            }
+            seen.extend(page.entries.iter().map(|e| e.key.clone()));
+            pages += 1;
+            assert!(pages <= 30, "pagination does not end");
+            match page.next_cursor {
+                Some(c) => {
+                    assert_eq!(Some(&c), seen.last(), "the cursor is the last key of the page");
+                    after = Some(c);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "pages with limit {limit} skipped or repeated a key");
+    }
+    let keys = store
+        .list(&lister, KvQuery { prefix: "user/".into(), after: None, limit: 3, keys_only: true }, now)
+        .await
+        .unwrap();
+    assert_eq!(keys.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["user/000", "user/001", "user/002"]);
+    assert!(keys.entries.iter().all(|e| e.value.is_none()), "keys_only returned values");
+    assert_eq!(keys.next_cursor.as_deref(), Some("user/002"));
+    // A cursor before the prefix starts at the prefix; one after it ends the listing.
+    let before = store
+        .list(&lister, KvQuery { prefix: "user/".into(), after: Some("a".into()), limit: 1, keys_only: true }, now)
+        .await
+        .unwrap();
+    assert_eq!(before.entries[0].key, "user/000");
+    let beyond = store
+        .list(&lister, KvQuery { prefix: "user/".into(), after: Some("user0".into()), limit: 10, keys_only: true }, now)
+        .await
+        .unwrap();
+    assert!(beyond.entries.is_empty() && beyond.next_cursor.is_none());
+    let all = store.list(&lister, KvQuery::default(), now).await.unwrap();
+    assert_eq!(all.entries.len(), 29);
+    assert_eq!(all.entries.first().unwrap().key, "a");
+    assert_eq!(all.entries.last().unwrap().key, "v");
+    assert!(all.next_cursor.is_none());
+    assert_eq!(store.get(&bob, "user/000", now).await.unwrap().unwrap().value, Some(json!("bob")));
+
+    // Sliding TTL on a manual clock.
+    let ttl = Duration::from_secs(10);
+    let timed = unique("kv-ttl");
+    store.set(&timed, "t", json!("soon"), Some(ttl), now).await.unwrap();
+    store.set(&timed, "forever", json!("stays"), None, now).await.unwrap();
+    let hit = store.get(&timed, "t", now + 9_000).await.unwrap().unwrap();
+    assert_eq!(hit.expires_at_millis, Some(now + 19_000), "a get slides the expiry to now + ttl");
+    // 18 s after the set: expired without the slide, alive with it.
+    let hit = store.get(&timed, "t", now + 18_000).await.unwrap().unwrap();
+    assert_eq!(hit.expires_at_millis, Some(now + 28_000));
+    // Listing neither slides nor shows expired entries.
+    let listed = store.list(&timed, KvQuery::default(), now + 27_999).await.unwrap();
+    assert_eq!(listed.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["forever", "t"]);
+    assert_eq!(store.get(&timed, "t", now + 28_000).await.unwrap(), None, "expired at now + ttl after the last get");
+    let listed = store.list(&timed, KvQuery::default(), now + 28_000).await.unwrap();
+    assert_eq!(listed.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["forever"]);
+    assert!(!store.delete(&timed, "t", now + 28_000).await.unwrap(), "deleting an expired entry removes nothing live");
+    // A set replaces the TTL (here: removes it).
+    store.set(&timed, "u", json!(1), Some(ttl), now).await.unwrap();
+    store.set(&timed, "u", json!(2), None, now).await.unwrap();
+    assert_eq!(store.get(&timed, "u", now + 3_600_000).await.unwrap().unwrap().expires_at_millis, None);
+    // purge_expired drops expired entries only.
+    store.set(&timed, "p", json!(1), Some(ttl), now).await.unwrap();
+    assert!(store.purge_expired(now + 10_000).await.unwrap() >= 1);
+    assert_eq!(store.get(&timed, "p", now).await.unwrap(), None, "a purged entry came back");
+    assert_eq!(store.get(&timed, "forever", now + 10_000).await.unwrap().unwrap().value, Some(json!("stays")));
+
+    // Limits: typed refusals, nothing stored.
+    let long = "k".repeat(MAX_KEY_BYTES + 1);
+    assert_eq!(
+        store.set(&alice, &long, json!(1), None, now).await,
+        Err(KvError::KeyTooLong { len: MAX_KEY_BYTES + 1, max: MAX_KEY_BYTES })
+    );
+    assert!(matches!(store.get(&alice, &long, now).await, Err(KvError::KeyTooLong { .. })));
+    let exact = "é".repeat(MAX_KEY_BYTES / 2);
+    store.set(&alice, &exact, json!(1), None, now).await.unwrap();
+    assert!(store.delete(&alice, &exact, now).await.unwrap());
+    assert_eq!(store.set(&alice, "", json!(1), None, now).await, Err(KvError::EmptyKey));
+    assert_eq!(store.set(&alice, "a\0b", json!(1), None, now).await, Err(KvError::NulInKey));
+    // A string of n bytes encodes to n + 2 (its quotes).
+    let fits = json!("x".repeat(MAX_VALUE_BYTES - 2));
+    store.set(&alice, "big", fits.clone(), None, now).await.unwrap();
+    assert_eq!(store.get(&alice, "big", now).await.unwrap().unwrap().value, Some(fits));
+    let too_big = json!("x".repeat(MAX_VALUE_BYTES - 1));
+    assert_eq!(
+        store.set(&alice, "big", too_big, None, now).await,
+        Err(KvError::ValueTooLarge { len: MAX_VALUE_BYTES + 1, max: MAX_VALUE_BYTES })
+    );
+    assert!(store.delete(&alice, "big", now).await.unwrap(), "the refused set replaced the stored value");
+}

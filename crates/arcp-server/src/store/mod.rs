@@ -9,6 +9,7 @@
 #[cfg(feature = "test-support")]
 pub mod contract;
 pub mod jobs;
+pub mod kv;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -16,6 +17,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use jobs::{AgentMatch, JobQuery, JobRecord, JobStore, JobUpdate, ListKey};
+pub use kv::{KvEntry, KvError, KvPage, KvQuery, KvStore, MemoryKvStore};
 
 use std::sync::Arc;
 

@@ -81,6 +81,7 @@
 mod events;
 mod idempotency;
 mod jobs;
+mod kv;
 mod listener;
 mod migrate;
 mod nodes;
@@ -103,6 +104,7 @@ use super::{AppendNotice, StoreError};
 pub use events::PgEventLog;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobStore;
+pub use kv::PgKvStore;
 pub use migrate::{MIGRATIONS_TABLE, MigrateError, migrate};
 pub use resume::PgResumeStore;
 
@@ -321,6 +323,11 @@ impl PgStore {
     /// The job store.
     pub fn job_store(&self) -> PgJobStore {
         PgJobStore::new(self.shared.clone())
+    }
+
+    /// The [`KvStore`](super::KvStore) handle (the agents' key-value store).
+    pub fn kv_store(&self) -> PgKvStore {
+        PgKvStore::new(self.shared.clone())
     }
 
     /// A receiver of every append committed to this database and schema, by any node, from

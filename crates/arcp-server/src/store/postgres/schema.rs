@@ -7,7 +7,7 @@
 //! PostgreSQL `text` cannot hold a NUL character, a frame may.
 
 /// The steps; step `i` brings the component to version `i + 1`.
-pub(super) const STEPS: &[&str] = &[V1, V2];
+pub(super) const STEPS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = r#"
 CREATE TABLE arcp_events (
@@ -76,4 +76,17 @@ CREATE TABLE arcp_nodes (
 /// Adoption of a dead node by a live one ([`PgStore::adopt`](super::PgStore::adopt)).
 const V2: &str = r#"
 ALTER TABLE arcp_nodes ADD COLUMN adopted_by text;
+"#;
+
+/// The agents' key-value store ([`PgKvStore`](super::PgKvStore)); keys ordered bytewise.
+const V3: &str = r#"
+CREATE TABLE arcp_kv (
+    principal text NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value text NOT NULL,
+    ttl_ms bigint,
+    expires_at_millis bigint,
+    PRIMARY KEY (principal, key)
+);
+CREATE INDEX arcp_kv_expiry ON arcp_kv (expires_at_millis) WHERE expires_at_millis IS NOT NULL;
 "#;

@@ -43,6 +43,7 @@
 mod events;
 mod idempotency;
 mod jobs;
+mod kv;
 mod migrate;
 mod readers;
 mod resume;
@@ -61,6 +62,7 @@ use super::memory::{DEFAULT_MAX_BYTES_PER_SESSION, DEFAULT_MAX_EVENTS_PER_SESSIO
 pub use events::SqliteEventLog;
 pub use idempotency::SqliteIdempotencyStore;
 pub use jobs::SqliteJobStore;
+pub use kv::SqliteKvStore;
 pub use migrate::{MIGRATIONS_TABLE, migrate, schema_version};
 pub use resume::SqliteResumeStore;
 
@@ -234,6 +236,11 @@ impl SqliteStore {
     /// The [`JobStore`](super::JobStore) handle.
     pub fn job_store(&self) -> SqliteJobStore {
         SqliteJobStore::new(self.shared.clone())
+    }
+
+    /// The [`KvStore`](super::KvStore) handle (the agents' key-value store).
+    pub fn kv_store(&self) -> SqliteKvStore {
+        SqliteKvStore::new(self.shared.clone())
     }
 }
 

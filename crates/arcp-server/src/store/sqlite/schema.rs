@@ -62,5 +62,19 @@ CREATE INDEX arcp_jobs_unfinished ON arcp_jobs (node, created_at_millis, job_id)
 CREATE INDEX arcp_jobs_ended ON arcp_jobs (ended_at_millis) WHERE ended_at_millis IS NOT NULL;
 ";
 
+/// Step 2: the agents' key-value store ([`SqliteKvStore`](super::SqliteKvStore)). Keys are
+/// compared bytewise (the default `BINARY` collation), as Rust orders strings.
+const V2: &str = "
+CREATE TABLE arcp_kv (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    ttl_ms INTEGER,
+    expires_at_millis INTEGER,
+    PRIMARY KEY (principal, key)
+) WITHOUT ROWID;
+CREATE INDEX arcp_kv_expiry ON arcp_kv (expires_at_millis) WHERE expires_at_millis IS NOT NULL;
+";
+
 /// Every step, in order.
-pub(super) const STEPS: &[&str] = &[V1];
+pub(super) const STEPS: &[&str] = &[V1, V2];
