@@ -3,7 +3,8 @@
 //! [`SqliteStore::open`] opens (or creates) the database file, applies the schema migrations
 //! ([`migrate`]) and starts the **writer thread**; [`SqliteStore::event_log`],
 //! [`SqliteStore::resume_store`], [`SqliteStore::idempotency_store`] and
-//! [`SqliteStore::job_store`] hand out cheap handles implementing the store traits over the
+//! [`SqliteStore::job_store`] (and [`SqliteStore::kv_store`], the agents' key-value store)
+//! hand out cheap handles implementing the store traits over the
 //! same database.
 //!
 //! # Writes: one thread, group commit
