@@ -81,6 +81,8 @@ pub(crate) struct Session {
     pub(crate) running_jobs: AtomicUsize,
     /// When the last link detached (Unix ms); 0 while attached.
     pub(crate) detached_at: AtomicU64,
+    /// A copy of the emit state's `last_seq`, readable without its lock (written under it).
+    newest: AtomicU64,
     /// Set when a buffer cap ended the session (§14): nothing more is recorded or sent, and
     /// it can no longer be resumed.
     pub(crate) terminated: AtomicBool,
@@ -102,6 +104,7 @@ impl Session {
             }),
             running_jobs: AtomicUsize::new(0),
             detached_at: AtomicU64::new(0),
+            newest: AtomicU64::new(0),
             terminated: AtomicBool::new(false),
             subscriptions: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
@@ -114,6 +117,7 @@ impl Session {
         let session = Session::new(id, principal, meta);
         if let Ok(mut st) = session.emit.try_lock() {
             st.last_seq = last_seq;
+            session.newest.store(last_seq.get(), Ordering::SeqCst);
         }
         session.detached_at.store(now.max(1), Ordering::SeqCst);
         session
@@ -250,6 +254,7 @@ impl Session {
             return Err(e.into());
         }
         st.last_seq = seq;
+        self.newest.store(seq.get(), Ordering::SeqCst);
         rt.observer.event_persisted(crate::observe::persisted_type(&envelope.message));
         if let Message::JobEvent(_) | Message::JobResult(_) | Message::JobError(_) = &envelope.message {
             st.live.observe(job_id, trace_id, &envelope.message);
@@ -284,6 +289,7 @@ impl Session {
                 }
             }
             st.last_seq = last;
+            self.newest.store(last.get(), Ordering::SeqCst);
         }
         Ok(())
     }
@@ -291,6 +297,10 @@ impl Session {
     /// Another node appended `seq` to this session's log (or, with `None`, notices may
     /// have been missed): delivers everything new, in order.
     pub(crate) async fn follow(&self, rt: &Inner, seq: Option<EventSeq>) {
+        // Most notices are of this node's own appends: skip them without the emit lock.
+        if seq.is_some_and(|s| s.get() <= self.newest.load(Ordering::SeqCst)) {
+            return;
+        }
         let mut st = self.emit.lock().await;
         if seq.is_some_and(|s| s <= st.last_seq) || self.is_terminated() {
             return;
@@ -378,6 +388,7 @@ impl Session {
         // On a shared log the last batch may hold events another node appended after the
         // catch-up: they were sent, so the sequence moves past them.
         st.last_seq = st.last_seq.max(after);
+        self.newest.store(st.last_seq.get(), Ordering::SeqCst);
         if let Some(old) = st.link.replace(link) {
             old.kill.cancel();
         }

@@ -24,6 +24,21 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// `arcp serve --token t` on `listen` with the TLS files `cert` and `key`.
+fn serve_tls(listen: &str, cert: &Path, key: &Path) -> common::Arcp {
+    common::spawn(&[
+        "serve",
+        "--listen",
+        listen,
+        "--token",
+        "t",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("arcp-tls-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -40,17 +55,7 @@ async fn curl(args: &[&str]) -> String {
 async fn the_listener_speaks_tls_when_given_a_certificate() {
     let dir = tempdir("ok");
     let (cert, key) = self_signed(&dir);
-    let mut arcp = common::spawn(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--token",
-        "t",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut arcp = serve_tls("127.0.0.1:0", &cert, &key);
     let line = arcp.line().await;
     let url = line.strip_prefix("arcp listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
     assert!(url.starts_with("wss://127.0.0.1:") && url.ends_with("/arcp"), "{url}");
@@ -81,17 +86,7 @@ async fn the_listener_speaks_tls_when_given_a_certificate() {
 async fn with_tls_a_non_loopback_bind_needs_no_insecure() {
     let dir = tempdir("public");
     let (cert, key) = self_signed(&dir);
-    let mut arcp = common::spawn(&[
-        "serve",
-        "--listen",
-        "0.0.0.0:0",
-        "--token",
-        "t",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut arcp = serve_tls("0.0.0.0:0", &cert, &key);
     let line = arcp.line().await;
     assert!(line.starts_with("arcp listening on wss://0.0.0.0:"), "{line}");
     let _ = std::fs::remove_dir_all(dir);
@@ -108,17 +103,7 @@ async fn bad_tls_files_are_a_clear_startup_error() {
         (cert.as_path(), garbage.as_path(), "private key"),
         (Path::new("/nonexistent/cert.pem"), key.as_path(), "cannot read the TLS certificate"),
     ] {
-        let mut arcp = common::spawn(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            "t",
-            "--tls-cert",
-            c.to_str().unwrap(),
-            "--tls-key",
-            k.to_str().unwrap(),
-        ]);
+        let mut arcp = serve_tls("127.0.0.1:0", c, k);
         assert_eq!(arcp.exit_code().await, Some(2), "{expect}");
         let stderr = arcp.stderr().await;
         assert!(stderr.contains(expect), "{expect}: {stderr}");
