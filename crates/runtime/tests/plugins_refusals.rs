@@ -140,10 +140,12 @@ async fn a_private_address_is_refused_even_for_an_allowed_host() {
 }
 
 #[tokio::test]
-async fn https_is_refused_clearly() {
-    let (_plugins, ctx) = demo("demo-outbound.json").await;
-    let e = ctx.http().get("https://api.example.com/").await.unwrap_err();
-    assert_eq!(e.reason(), "https_unsupported", "{e}");
+async fn https_calls_pass_the_same_host_and_address_checks() {
+    let (plugins, ctx) = demo("demo-outbound.json").await;
+    assert_eq!(ctx.http().get("https://evil.example.com/").await.unwrap_err().reason(), "host_not_allowed");
+    assert_eq!(ctx.http().get("https://127.0.0.1/").await.unwrap_err().reason(), "invalid_url");
+    assert_eq!(ctx.http().get("https://localhost:9/").await.unwrap_err().reason(), "private_address");
+    assert_audited(&plugins, "private_address");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use super::kv::{KvStore, Storage};
 use super::outbound::Http;
 use super::routes::{RouteTable, Routes};
 use super::scheduler::Scheduler;
+use super::tls::OutboundTls;
 
 /// How many audit records the in-memory ring keeps (the tracing log keeps them all).
 pub const AUDIT_CAPACITY: usize = 256;
@@ -76,13 +77,16 @@ pub(crate) struct Shared {
     /// Agents registered during init, `None` once they were handed to the agent registry.
     pub(crate) pending_agents: Mutex<Option<Vec<PendingAgent>>>,
     pub(crate) lifecycle: broadcast::Sender<arcp_server::JobLifecycle>,
+    /// What outbound `https` calls trust.
+    pub(crate) tls: OutboundTls,
 }
 
 impl Shared {
-    pub(crate) fn new(kv: Arc<dyn KvStore>) -> Self {
+    pub(crate) fn new(kv: Arc<dyn KvStore>, tls: OutboundTls) -> Self {
         Self {
             audit: Audit::default(),
             kv,
+            tls,
             routes: RouteTable::default(),
             roster: Mutex::new(Roster::new()),
             notifications: Mutex::new(HashMap::new()),

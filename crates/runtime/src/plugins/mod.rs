@@ -26,6 +26,7 @@ pub mod kv;
 pub mod outbound;
 pub mod routes;
 pub mod scheduler;
+pub mod tls;
 pub mod webhooks;
 
 use std::path::Path;
@@ -45,6 +46,7 @@ pub use context::{AuditRecord, MtlsRef, PluginContext};
 pub use kv::{KvError, KvStore, MemoryKv};
 pub use outbound::{OutboundRequest, OutboundResponse};
 pub use routes::{RouteRequest, RouteResponse};
+pub use tls::OutboundTls;
 
 /// A manifest as the plugin ships it: text and format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +100,10 @@ pub enum PluginError {
     /// An outbound call failed after its checks passed (connect, timeout, body cap).
     #[error("outbound request failed: {0}")]
     Outbound(String),
-    /// Something the runtime does not support yet (`https` outbound calls).
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+    /// An outbound `https` call failed its TLS handshake (untrusted certificate, a
+    /// certificate for another name, no CA bundle).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The plugin's own failure (e.g. invalid `config` at init).
     #[error("{0}")]
     Plugin(String),
@@ -108,14 +111,14 @@ pub enum PluginError {
 
 impl PluginError {
     /// A stable machine-readable reason: the violation's for [`PluginError::Denied`], else
-    /// `invalid_argument`, `storage`, `outbound_failed`, `https_unsupported`, `plugin_error`.
+    /// `invalid_argument`, `storage`, `outbound_failed`, `tls_failed`, `plugin_error`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Denied(e) => e.reason(),
             Self::Invalid(_) => "invalid_argument",
             Self::Storage(_) => "storage",
             Self::Outbound(_) => "outbound_failed",
-            Self::Unsupported(_) => "https_unsupported",
+            Self::Tls(_) => "tls_failed",
             Self::Plugin(_) => "plugin_error",
         }
     }
@@ -173,6 +176,41 @@ pub fn read_policy(path: &Path) -> Result<ValidPolicy, PolicyViolation> {
     load_policy(&text, format)
 }
 
+/// How the plugin host is set up: the plugins' key/value store and what outbound `https`
+/// calls trust. [`HostConfig::default`]: an in-memory store and the system CA bundle.
+#[derive(Clone, Default)]
+pub struct HostConfig {
+    kv: Option<Arc<dyn KvStore>>,
+    tls: OutboundTls,
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig").field("kv", &self.kv.is_some()).field("tls", &self.tls).finish()
+    }
+}
+
+impl HostConfig {
+    /// Uses `kv` for `storage.kv` (default: a fresh [`MemoryKv`]).
+    #[must_use]
+    pub fn kv(mut self, kv: Arc<dyn KvStore>) -> Self {
+        self.kv = Some(kv);
+        self
+    }
+
+    /// Uses `tls` for outbound `https` calls (default: [`OutboundTls::system`]).
+    #[must_use]
+    pub fn tls(mut self, tls: OutboundTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    fn shared(self) -> Arc<context::Shared> {
+        let kv = self.kv.unwrap_or_else(|| Arc::new(MemoryKv::default()));
+        Arc::new(context::Shared::new(kv, self.tls))
+    }
+}
+
 struct Loaded {
     plugin: Arc<dyn Plugin>,
     ctx: PluginContext,
@@ -197,7 +235,7 @@ impl Plugins {
     /// No plugins (no policy given).
     pub fn none() -> Self {
         Self {
-            shared: Arc::new(context::Shared::new(Arc::new(MemoryKv::default()))),
+            shared: HostConfig::default().shared(),
             loaded: Vec::new(),
             skipped: Vec::new(),
             forwarder: CancellationToken::new(),
@@ -217,6 +255,15 @@ impl Plugins {
         candidates: Vec<(Arc<dyn Plugin>, Origin)>,
         kv: Arc<dyn KvStore>,
     ) -> Result<Self, LoadError> {
+        Self::load_in(policy, candidates, HostConfig::default().kv(kv)).await
+    }
+
+    /// [`Plugins::load`] with the key/value store and TLS trust of `host`.
+    pub async fn load_in(
+        policy: &ValidPolicy,
+        candidates: Vec<(Arc<dyn Plugin>, Origin)>,
+        host: HostConfig,
+    ) -> Result<Self, LoadError> {
         if let Some(unknown) = policy.entries().keys().find(|n| !candidates.iter().any(|(p, _)| p.name() == n.as_str()))
         {
             return Err(PolicyViolation {
@@ -230,7 +277,7 @@ impl Plugins {
             .into());
         }
         let mut plugins = Self::none();
-        plugins.shared = Arc::new(context::Shared::new(kv));
+        plugins.shared = host.shared();
         for (plugin, origin) in candidates {
             let name = plugin.name().to_owned();
             let Some(entry) = policy.entries().iter().find(|(n, _)| n.as_str() == name).map(|(_, e)| e) else {
@@ -325,6 +372,13 @@ impl Plugins {
                 }
             }
         });
+    }
+
+    /// Feeds one job lifecycle event to the plugins' `session.events` subscriptions, as
+    /// [`Plugins::attach`] does for each event of the runtime (for embedders that produce
+    /// their own events, and for tests that drive plugins without a runtime).
+    pub fn publish(&self, event: arcp_server::JobLifecycle) {
+        let _ = self.shared.lifecycle.send(event);
     }
 
     /// Whether the listener should hand `path` to [`Plugins::dispatch`].

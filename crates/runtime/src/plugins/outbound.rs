@@ -8,17 +8,22 @@
 //!    reserved address refuses the call (`private_address`), unless the policy entry sets the
 //!    **test-only** `allowPrivateAddresses`;
 //! 3. the TCP connection is made by us to one of the checked addresses (pinned: no second
-//!    resolution, so DNS rebinding cannot swap the address), and hyper's HTTP/1 client runs
-//!    over it with the original `Host` header.
+//!    resolution, so DNS rebinding cannot swap the address);
+//! 4. for `https`, TLS runs over that connection ([`super::tls::OutboundTls`]: the system CA
+//!    bundle plus the certificates the embedder added); SNI and certificate verification use
+//!    the URL's **host name**, never the pinned IP address, so the certificate must name the
+//!    host the allowlist admitted (a failure is `tls_failed`);
+//! 5. hyper's HTTP/1 client runs over it with the original `Host` header.
 //!
-//! The whole call, redirects included, is capped in time ([`DEFAULT_TIMEOUT`], at most
-//! [`MAX_TIMEOUT`]) and the response body in size ([`DEFAULT_MAX_BODY`], at most
-//! [`MAX_BODY_CAP`]). `Authorization` and `Cookie` headers are dropped on a redirect to
-//! another host.
+//! Redirects are re-checked from step 1. A redirect from `https` to `http` (a downgrade) is
+//! refused (`scheme_not_allowed`): the policy cannot say "plain HTTP is fine for this host",
+//! so a call that started encrypted never continues in the clear. `http` to `https` is
+//! followed.
 //!
-//! **HTTPS is refused** (`https_unsupported`) for now: the workspace has no TLS client stack
-//! yet, and adding one (rustls + a root store) is its own reviewed change. The allowlist
-//! still accepts `https` so policies need not change when it lands.
+//! The whole call, redirects and TLS handshakes included, is capped in time
+//! ([`DEFAULT_TIMEOUT`], at most [`MAX_TIMEOUT`]) and the response body in size
+//! ([`DEFAULT_MAX_BODY`], at most [`MAX_BODY_CAP`]). `Authorization` and `Cookie` headers
+//! are dropped on a redirect to another host.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,11 +34,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use plugin_api::{Capability, OutboundHostReason, OutboundHostViolation, is_forbidden_address};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
 
 use super::PluginError;
 use super::context::PluginContext;
+use super::tls::{OutboundTls, server_name};
 
 /// The default time limit of a call (redirects included).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +60,7 @@ pub const MAX_REQUEST_BODY: usize = 5 * 1024 * 1024;
 pub struct OutboundRequest {
     /// The method.
     pub method: Method,
-    /// The absolute `http://` URL.
+    /// The absolute `http://` or `https://` URL.
     pub url: String,
     /// Extra headers (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection` are ours).
     pub headers: Vec<(String, String)>,
@@ -167,7 +174,9 @@ impl Http<'_> {
         let mut hop = 0;
         loop {
             let (host, addrs) = self.check(&url).await?;
-            let resp = send(&addrs, &host, &url, &method, &headers, body.clone(), max_body).await?;
+            let exchange =
+                Exchange { host: &host, url: &url, method: &method, headers: &headers, body: body.clone(), max_body };
+            let resp = send(&addrs, &self.ctx.inner.shared.tls, exchange).await?;
             let redirect = matches!(resp.status.as_u16(), 301 | 302 | 303 | 307 | 308);
             if !redirect {
                 return Ok(resp);
@@ -180,6 +189,12 @@ impl Http<'_> {
             }
             hop += 1;
             let next = url.join(location).map_err(|_| self.violation(OutboundHostReason::InvalidUrl, location))?;
+            if url.scheme() == "https" && next.scheme() != "https" {
+                return Err(self.violation(
+                    OutboundHostReason::SchemeNotAllowed,
+                    &format!("https -> {} redirect to {next}", next.scheme()),
+                ));
+            }
             let status = resp.status.as_u16();
             if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
                 method = Method::GET;
@@ -201,12 +216,9 @@ impl Http<'_> {
             return Err(self.violation(OutboundHostReason::InvalidUrl, url.as_str()));
         }
         self.ctx.grant().check_outbound(url.scheme(), &host).map_err(|e| self.ctx.deny(e))?;
-        if url.scheme() != "http" {
-            let message = format!("{url}: https is not supported by the runtime yet (no TLS client stack)");
-            self.ctx.audit("https_unsupported", message.clone());
-            return Err(PluginError::Unsupported(message));
-        }
-        let port = url.port_or_known_default().unwrap_or(80);
+        let Some(port) = url.port_or_known_default() else {
+            return Err(self.violation(OutboundHostReason::InvalidUrl, url.as_str()));
+        };
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| PluginError::Outbound(format!("cannot resolve {host}: {e}")))?
@@ -224,16 +236,14 @@ impl Http<'_> {
     }
 }
 
-/// One request over a connection we open ourselves to one of the checked `addrs`.
+/// One request over a connection we open ourselves to one of the checked `addrs` (TLS for
+/// `https`, verified against `host`).
 async fn send(
     addrs: &[SocketAddr],
-    host: &str,
-    url: &Url,
-    method: &Method,
-    headers: &HeaderMap,
-    body: Bytes,
-    max_body: usize,
+    tls: &OutboundTls,
+    exchange: Exchange<'_>,
 ) -> Result<OutboundResponse, PluginError> {
+    let (host, url) = (exchange.host, exchange.url);
     let mut last = None;
     let mut connected = None;
     for addr in addrs {
@@ -249,35 +259,64 @@ async fn send(
         return Err(PluginError::Outbound(format!("cannot connect to {host}: {}", last.unwrap_or_default())));
     };
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| PluginError::Outbound(format!("{host}: {e}")))?;
-    // The connection task ends with the exchange; the cap only guards against a stuck peer.
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(MAX_TIMEOUT, conn).await;
-    });
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let authority = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    };
-    let mut builder = Request::builder().method(method.clone()).uri(target);
-    if let Some(h) = builder.headers_mut() {
-        h.extend(headers.clone());
-        if let Ok(v) = HeaderValue::try_from(authority) {
-            h.insert(header::HOST, v);
-        }
+    if url.scheme() == "https" {
+        let connector = tls.connector()?;
+        let stream = connector
+            .connect(server_name(host)?, stream)
+            .await
+            .map_err(|e| PluginError::Tls(format!("{host} ({peer}): TLS handshake failed: {e}")))?;
+        exchange.run(stream, peer).await
+    } else {
+        exchange.run(stream, peer).await
     }
-    let request = builder.body(Full::new(body)).map_err(|e| PluginError::Invalid(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| PluginError::Outbound(format!("{host}: {e}")))?;
-    let (parts, incoming) = response.into_parts();
-    let body = Limited::new(incoming, max_body)
-        .collect()
-        .await
-        .map_err(|e| PluginError::Outbound(format!("{host}: response body refused: {e} (cap {max_body} bytes)")))?
-        .to_bytes();
-    Ok(OutboundResponse { status: parts.status, headers: parts.headers, body, url: url.to_string(), peer })
+}
+
+/// One HTTP/1.1 request and its capped response.
+struct Exchange<'a> {
+    host: &'a str,
+    url: &'a Url,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    body: Bytes,
+    max_body: usize,
+}
+
+impl Exchange<'_> {
+    async fn run<S>(self, stream: S, peer: SocketAddr) -> Result<OutboundResponse, PluginError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Exchange { host, url, method, headers, body, max_body } = self;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| PluginError::Outbound(format!("{host}: {e}")))?;
+        // The connection task ends with the exchange; the cap only guards against a stuck peer.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(MAX_TIMEOUT, conn).await;
+        });
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let mut builder = Request::builder().method(method.clone()).uri(target);
+        if let Some(h) = builder.headers_mut() {
+            h.extend(headers.clone());
+            if let Ok(v) = HeaderValue::try_from(authority) {
+                h.insert(header::HOST, v);
+            }
+        }
+        let request = builder.body(Full::new(body)).map_err(|e| PluginError::Invalid(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| PluginError::Outbound(format!("{host}: {e}")))?;
+        let (parts, incoming) = response.into_parts();
+        let body = Limited::new(incoming, max_body)
+            .collect()
+            .await
+            .map_err(|e| PluginError::Outbound(format!("{host}: response body refused: {e} (cap {max_body} bytes)")))?
+            .to_bytes();
+        Ok(OutboundResponse { status: parts.status, headers: parts.headers, body, url: url.to_string(), peer })
+    }
 }
