@@ -173,7 +173,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let stores = store_choice::open(&spec).await?;
     tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
     let (verifier, first_key) = verifier(static_token, &args.auth.principal, &stores.keys).await?;
-    let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref()).await?);
+    let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref(), &stores).await?);
     let front = match build_front(verifier, &args, plugins.clone(), stores, quota) {
         Ok(front) => front,
         Err(e) => {
@@ -290,11 +290,13 @@ fn node_liveness(runtime: Runtime, pg: arcp_server::store::postgres::PgStore, li
 
 /// The plugins the policy at `path` grants (none without a policy). A refused plugin or an
 /// invalid policy is a usage error: the operator asked for something that cannot run.
-async fn load_plugins(path: Option<&std::path::Path>) -> Result<Plugins, Failure> {
+async fn load_plugins(path: Option<&std::path::Path>, stores: &store_choice::OpenStores) -> Result<Plugins, Failure> {
     let Some(path) = path else { return Ok(Plugins::none()) };
     let policy = plugins::read_policy(path).map_err(|e| Failure::Usage(format!("plugin policy: {e}")))?;
     let candidates = plugins::builtin_plugins().into_iter().map(|p| (p, plugin_api::Origin::Builtin)).collect();
-    let loaded = Plugins::load(&policy, candidates).await.map_err(|e| Failure::Usage(format!("plugins: {e}")))?;
+    let host = plugins::HostConfig::for_runtime_store(stores.arcp.as_ref().map(|a| a.kv.clone()));
+    let loaded =
+        Plugins::load_in(&policy, candidates, host).await.map_err(|e| Failure::Usage(format!("plugins: {e}")))?;
     tracing::info!(plugins = ?loaded.names(), policy = %path.display(), "plugins loaded");
     Ok(loaded)
 }

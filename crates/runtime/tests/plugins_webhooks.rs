@@ -2,6 +2,7 @@
 //! it and points it at a receiver on loopback (allowed with the test-only
 //! `allowPrivateAddresses`). The receiver answers `500` once, then `200`: the delivery is
 //! retried, the signature is recomputed here, and the delivery log is read back over HTTP.
+//! With `--store sqlite:PATH` the delivery log survives a restart of `arcp serve`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -119,6 +120,66 @@ async fn lifecycle_events_are_signed_delivered_retried_and_logged() {
     let missing = http_get(&base, "/plugins/webhooks/nope").await;
     assert_eq!(missing["reason"], "not-found");
     let _ = std::fs::remove_file(&path);
+}
+
+/// The webhooks policy file for a receiver on `port` (retries every 20 ms).
+fn policy_file(port: u16, tag: &str) -> std::path::PathBuf {
+    let policy = json!({"plugins": {"webhooks": {
+        "enabled": true,
+        "grant": ["http.outbound", "session.events", "storage.kv", "scheduler", "routes"],
+        "outboundHosts": ["localhost"],
+        "allowPrivateAddresses": true,
+        "config": {
+            "endpoints": [{"url": format!("http://localhost:{port}/hook"), "secret": SECRET, "events": ["result"]}],
+            "initialBackoffMs": 20,
+            "maxAttempts": 5
+        }
+    }}});
+    let path = std::env::temp_dir().join(format!("arcp-webhooks-{tag}-{}-{port}.json", std::process::id()));
+    std::fs::write(&path, policy.to_string()).unwrap();
+    path
+}
+
+/// The delivery log once its first record is `delivered`.
+async fn delivered(base: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = http_get(base, "/plugins/webhooks/deliveries").await;
+        if log["deliveries"][0]["status"] == "delivered" {
+            return log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recorded as delivered: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_delivery_log_survives_a_restart_on_sqlite() {
+    let (port, _received) = receiver().await;
+    let policy = policy_file(port, "sqlite");
+    let dir = std::env::temp_dir().join(format!("arcp-webhooks-sqlite-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite:{}", dir.join("arcp.db").display());
+    let args = ["--token", "t", "--store", store.as_str(), "--plugins-policy", policy.to_str().unwrap()];
+
+    let (arcp, url) = serve(&args).await;
+    let base = url.strip_prefix("ws://").unwrap().strip_suffix("/arcp").unwrap().to_owned();
+    let mut c = Client::connect(&url).await;
+    c.hello("t").await;
+    let job = c.submit("echo", json!({"ping": 1})).await;
+    c.until_terminal(&job).await;
+    let before = delivered(&base).await;
+    assert_eq!(before["deliveries"][0]["job_id"], job.as_str());
+    drop((c, arcp));
+
+    // A new process over the same database file.
+    let (_arcp, url) = serve(&args).await;
+    let base = url.strip_prefix("ws://").unwrap().strip_suffix("/arcp").unwrap().to_owned();
+    let after = http_get(&base, "/plugins/webhooks/deliveries").await;
+    assert_eq!(after, before, "the delivery log is the one written before the restart");
+    let _ = std::fs::remove_file(&policy);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn http_get(authority: &str, path: &str) -> Value {

@@ -1,10 +1,24 @@
-//! `storage.kv`: the [`KvStore`] trait (namespaced JSON values; a durable implementation can
-//! come later behind the same trait), the bounded [`MemoryKv`], and the [`Storage`] surface,
-//! which always uses the plugin's own name as the namespace (filtered server-side: a plugin
-//! cannot name another's namespace).
+//! `storage.kv`: the [`KvStore`] trait (namespaced JSON values), the bounded [`MemoryKv`],
+//! the durable [`RuntimeKv`] over the runtime's principal-scoped store, and the [`Storage`]
+//! surface, which always uses the plugin's own name as the namespace (filtered server-side: a
+//! plugin cannot name another's namespace).
+//!
+//! Both stores keep the same limits: keys of 1..=[`MAX_KEY_BYTES`] bytes without NUL, values
+//! of at most [`MAX_VALUE_BYTES`] encoded, at most [`MAX_KEYS_PER_NAMESPACE`] keys per
+//! plugin, listings of at most [`MAX_LIST`] entries.
+//!
+//! [`RuntimeKv`] stores a plugin's namespace under the reserved principal
+//! [`plugin_principal`]`(name)` = `"\u{1}plugin:<name>"` of the runtime's
+//! [`arcp_server::store::KvStore`] (memory, SQLite or PostgreSQL: what `arcp serve --store`
+//! opened), so plugin records survive a restart on a durable store. The leading U+0001 is a
+//! control character, which no API key's principal may hold (`arcp keys` refuses them): no
+//! agent's `JobContext::kv` can read or write a plugin's entries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use arcp_core::Clock as _;
+use arcp_server::store::{KvError as StoreKvError, KvQuery, KvStore as PrincipalKvStore};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use plugin_api::Capability;
@@ -22,12 +36,21 @@ pub const MAX_KEYS_PER_NAMESPACE: usize = 10_000;
 /// The most entries one `list` returns.
 pub const MAX_LIST: usize = 1_000;
 
+/// The reserved principal prefix of plugin namespaces in the runtime's store (see the module
+/// docs): a control character, so no API key's principal starts with it.
+pub const PLUGIN_PRINCIPAL_PREFIX: &str = "\u{1}plugin:";
+
+/// The principal under which [`RuntimeKv`] keeps `plugin`'s namespace.
+pub fn plugin_principal(plugin: &str) -> String {
+    format!("{PLUGIN_PRINCIPAL_PREFIX}{plugin}")
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KvError {
-    /// The key is empty or longer than [`MAX_KEY_BYTES`].
-    #[error("a key is 1..={MAX_KEY_BYTES} bytes")]
+    /// The key is empty, longer than [`MAX_KEY_BYTES`] or holds a NUL character.
+    #[error("a key is 1..={MAX_KEY_BYTES} bytes, without NUL")]
     InvalidKey,
     /// The value is larger than [`MAX_VALUE_BYTES`].
     #[error("the value is {0} bytes, more than {MAX_VALUE_BYTES}")]
@@ -60,7 +83,13 @@ pub struct MemoryKv {
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES { Err(KvError::InvalidKey) } else { Ok(()) }
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || key.contains('\0') { Err(KvError::InvalidKey) } else { Ok(()) }
+}
+
+/// Checks the value's encoded size.
+fn check_value(value: &Value) -> Result<(), KvError> {
+    let size = serde_json::to_vec(value).map_err(|e| KvError::Backend(e.to_string()))?.len();
+    if size > MAX_VALUE_BYTES { Err(KvError::ValueTooLarge(size)) } else { Ok(()) }
 }
 
 #[async_trait]
@@ -72,10 +101,7 @@ impl KvStore for MemoryKv {
 
     async fn set(&self, namespace: &str, key: &str, value: Value) -> Result<(), KvError> {
         check_key(key)?;
-        let size = serde_json::to_vec(&value).map_err(|e| KvError::Backend(e.to_string()))?.len();
-        if size > MAX_VALUE_BYTES {
-            return Err(KvError::ValueTooLarge(size));
-        }
+        check_value(&value)?;
         let mut spaces = self.spaces.lock();
         let space = spaces.entry(namespace.to_owned()).or_default();
         if !space.contains_key(key) && space.len() >= MAX_KEYS_PER_NAMESPACE {
@@ -99,6 +125,117 @@ impl KvStore for MemoryKv {
             .take(limit.min(MAX_LIST))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+}
+
+/// The plugins' store over the runtime's principal-scoped key/value store (see the module
+/// docs): one reserved principal per plugin, no TTLs, the plugin limits checked here.
+///
+/// The key count of a namespace is counted once (a keys-only listing) and then kept per
+/// process, writes of one namespace serialised; several runtime nodes sharing a PostgreSQL
+/// store each keep their own count, so the cap is per node there.
+pub struct RuntimeKv {
+    store: Arc<dyn PrincipalKvStore>,
+    /// Per namespace: the live key count, once known (`None`: not counted yet).
+    counts: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<usize>>>>>,
+}
+
+impl std::fmt::Debug for RuntimeKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeKv").finish_non_exhaustive()
+    }
+}
+
+impl RuntimeKv {
+    /// Plugin storage in `store` (the runtime's: `RuntimeBuilder::kv_store`).
+    pub fn new(store: Arc<dyn PrincipalKvStore>) -> Self {
+        Self { store, counts: Mutex::new(HashMap::new()) }
+    }
+
+    fn now() -> u64 {
+        arcp_core::SystemClock.now_millis()
+    }
+
+    fn count_slot(&self, namespace: &str) -> Arc<tokio::sync::Mutex<Option<usize>>> {
+        self.counts.lock().entry(namespace.to_owned()).or_default().clone()
+    }
+
+    /// Counts the live keys of `principal`, a page at a time.
+    async fn count(&self, principal: &str) -> Result<usize, KvError> {
+        let mut query = KvQuery { keys_only: true, ..KvQuery::prefix("", 0) };
+        let mut n = 0;
+        loop {
+            let page = self.store.list(principal, query.clone(), Self::now()).await.map_err(from_store)?;
+            n += page.entries.len();
+            match page.next_cursor {
+                Some(cursor) => query.after = Some(cursor),
+                None => return Ok(n),
+            }
+        }
+    }
+}
+
+/// The runtime store's errors as plugin storage errors.
+fn from_store(e: StoreKvError) -> KvError {
+    match e {
+        StoreKvError::EmptyKey | StoreKvError::NulInKey | StoreKvError::KeyTooLong { .. } => KvError::InvalidKey,
+        StoreKvError::ValueTooLarge { len, .. } => KvError::ValueTooLarge(len),
+        other => KvError::Backend(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl KvStore for RuntimeKv {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Value>, KvError> {
+        check_key(key)?;
+        let entry = self.store.get(&plugin_principal(namespace), key, Self::now()).await.map_err(from_store)?;
+        Ok(entry.and_then(|e| e.value))
+    }
+
+    async fn set(&self, namespace: &str, key: &str, value: Value) -> Result<(), KvError> {
+        check_key(key)?;
+        check_value(&value)?;
+        let principal = plugin_principal(namespace);
+        let slot = self.count_slot(namespace);
+        let mut count = slot.lock().await;
+        let n = match *count {
+            Some(n) => n,
+            None => self.count(&principal).await?,
+        };
+        *count = Some(n);
+        let exists = self.store.get(&principal, key, Self::now()).await.map_err(from_store)?.is_some();
+        if !exists && n >= MAX_KEYS_PER_NAMESPACE {
+            return Err(KvError::Full);
+        }
+        self.store.set(&principal, key, value, None, Self::now()).await.map_err(from_store)?;
+        if !exists {
+            *count = Some(n + 1);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+        check_key(key)?;
+        let slot = self.count_slot(namespace);
+        let mut count = slot.lock().await;
+        let removed = self.store.delete(&plugin_principal(namespace), key, Self::now()).await.map_err(from_store)?;
+        if removed && let Some(n) = count.as_mut() {
+            *n = n.saturating_sub(1);
+        }
+        Ok(removed)
+    }
+
+    async fn list(&self, namespace: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Value)>, KvError> {
+        let limit = limit.min(MAX_LIST);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page = self
+            .store
+            .list(&plugin_principal(namespace), KvQuery::prefix(prefix, limit), Self::now())
+            .await
+            .map_err(from_store)?;
+        Ok(page.entries.into_iter().filter_map(|e| Some((e.key, e.value?))).collect())
     }
 }
 

@@ -43,7 +43,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use context::{AuditRecord, MtlsRef, PluginContext};
-pub use kv::{KvError, KvStore, MemoryKv};
+pub use kv::{KvError, KvStore, MemoryKv, RuntimeKv};
 pub use outbound::{OutboundRequest, OutboundResponse};
 pub use routes::{RouteRequest, RouteResponse};
 pub use tls::OutboundTls;
@@ -177,7 +177,8 @@ pub fn read_policy(path: &Path) -> Result<ValidPolicy, PolicyViolation> {
 }
 
 /// How the plugin host is set up: the plugins' key/value store and what outbound `https`
-/// calls trust. [`HostConfig::default`]: an in-memory store and the system CA bundle.
+/// calls trust. [`HostConfig::default`]: an in-memory store and the system CA bundle;
+/// `arcp serve` uses [`HostConfig::for_runtime_store`].
 #[derive(Clone, Default)]
 pub struct HostConfig {
     kv: Option<Arc<dyn KvStore>>,
@@ -196,6 +197,22 @@ impl HostConfig {
     pub fn kv(mut self, kv: Arc<dyn KvStore>) -> Self {
         self.kv = Some(kv);
         self
+    }
+
+    /// Keeps `storage.kv` in the runtime's principal-scoped store (see [`RuntimeKv`]: one
+    /// reserved principal per plugin), so plugin records live as long as that store's.
+    #[must_use]
+    pub fn durable_kv(self, store: Arc<dyn arcp_server::store::KvStore>) -> Self {
+        self.kv(Arc::new(RuntimeKv::new(store)))
+    }
+
+    /// What `arcp serve` uses: [`HostConfig::durable_kv`] over the runtime's store when
+    /// `--store` opened a durable one (`Some`), else the default in-memory plugin store.
+    pub fn for_runtime_store(store: Option<Arc<dyn arcp_server::store::KvStore>>) -> Self {
+        match store {
+            Some(store) => Self::default().durable_kv(store),
+            None => Self::default(),
+        }
     }
 
     /// Uses `tls` for outbound `https` calls (default: [`OutboundTls::system`]).

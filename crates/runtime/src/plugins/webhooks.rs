@@ -30,6 +30,13 @@
 //! `payload` being the envelope payload as on the wire; the same bytes (and signature) are
 //! sent on every attempt, with `X-Arcp-Delivery: <id>` and `X-Arcp-Event: <event>`.
 //! A 2xx answer is a delivery; anything else (or no answer) is retried until `maxAttempts`.
+//! URLs may be `http` or `https` (verified against the runtime's trusted CAs; see
+//! `plugins::tls`).
+//!
+//! Delivery records live in `storage.kv`, so on a durable store (`arcp serve --store
+//! sqlite:…` or PostgreSQL) they survive a restart; numbering continues after the newest
+//! record. A delivery still `pending` or `retrying` when the runtime stopped is not resumed
+//! (its body is not stored): at the next start it is recorded as `interrupted`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -155,6 +162,28 @@ pub struct Webhooks {
     seq: Arc<AtomicU64>,
 }
 
+/// What every delivery of one loaded plugin shares.
+struct Deliverer {
+    ctx: PluginContext,
+    config: Config,
+}
+
+/// The number of the newest stored delivery (0 if none); records left `pending` or
+/// `retrying` by a previous run become `interrupted`.
+async fn recover(ctx: &PluginContext) -> Result<u64, PluginError> {
+    let mut newest = 0;
+    for (key, mut record) in ctx.storage().list("d/", MAX_DELIVERIES as usize).await? {
+        if let Some(n) = key.strip_prefix("d/").and_then(|n| n.parse::<u64>().ok()) {
+            newest = newest.max(n);
+        }
+        if matches!(record["status"].as_str(), Some("pending" | "retrying")) {
+            record["status"] = json!("interrupted");
+            ctx.storage().set(&key, record).await?;
+        }
+    }
+    Ok(newest)
+}
+
 #[async_trait]
 impl Plugin for Webhooks {
     fn name(&self) -> &str {
@@ -179,7 +208,9 @@ impl Plugin for Webhooks {
     }
 
     async fn init(&self, ctx: PluginContext) -> Result<(), PluginError> {
-        let config = Arc::new(Config::from_value(ctx.config()).map_err(PluginError::Plugin)?);
+        let config = Config::from_value(ctx.config()).map_err(PluginError::Plugin)?;
+        let newest = recover(&ctx).await?;
+        self.seq.fetch_max(newest, Ordering::SeqCst);
         let routes_ctx = ctx.clone();
         ctx.routes().get("/deliveries", move |_req: RouteRequest| {
             let ctx = routes_ctx.clone();
@@ -195,11 +226,12 @@ impl Plugin for Webhooks {
         })?;
         let mut events = ctx.session_events().subscribe()?;
         let seq = self.seq.clone();
+        let deliverer = Arc::new(Deliverer { ctx, config });
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(event) => {
-                        if let Err(e) = enqueue(&ctx, &config, &seq, &event).await {
+                        if let Err(e) = enqueue(&deliverer, &seq, &event).await {
                             tracing::warn!(error = %e, job = %event.job_id, "webhooks: cannot enqueue a delivery");
                         }
                     }
@@ -222,12 +254,8 @@ struct Delivery {
     body: Bytes,
 }
 
-async fn enqueue(
-    ctx: &PluginContext,
-    config: &Arc<Config>,
-    seq: &AtomicU64,
-    e: &JobLifecycle,
-) -> Result<(), PluginError> {
+async fn enqueue(deliverer: &Arc<Deliverer>, seq: &AtomicU64, e: &JobLifecycle) -> Result<(), PluginError> {
+    let (ctx, config) = (&deliverer.ctx, &deliverer.config);
     let kind = match e.kind {
         LifecycleKind::Accepted => "accepted",
         LifecycleKind::Result => "result",
@@ -260,17 +288,19 @@ async fn enqueue(
         if n > MAX_DELIVERIES {
             ctx.storage().delete(&format!("d/{:012}", n - MAX_DELIVERIES)).await?;
         }
-        schedule(ctx.clone(), config.clone(), d, Duration::ZERO)?;
+        schedule(deliverer.clone(), d, Duration::ZERO)?;
     }
     Ok(())
 }
 
-fn schedule(ctx: PluginContext, config: Arc<Config>, d: Delivery, delay: Duration) -> Result<(), PluginError> {
-    let task_ctx = ctx.clone();
-    ctx.scheduler().after(delay, async move { attempt(task_ctx, config, d).await })
+/// The next attempt of `d`, after `delay`.
+fn schedule(deliverer: Arc<Deliverer>, d: Delivery, delay: Duration) -> Result<(), PluginError> {
+    let ctx = deliverer.ctx.clone();
+    ctx.scheduler().after(delay, attempt(deliverer, d))
 }
 
-async fn attempt(ctx: PluginContext, config: Arc<Config>, mut d: Delivery) {
+async fn attempt(deliverer: Arc<Deliverer>, mut d: Delivery) {
+    let (ctx, config) = (&deliverer.ctx, &deliverer.config);
     let id = d.record["id"].as_str().unwrap_or_default().to_owned();
     let request = OutboundRequest::post(d.url.clone(), d.body.clone())
         .header("content-type", "application/json")
@@ -301,7 +331,7 @@ async fn attempt(ctx: PluginContext, config: Arc<Config>, mut d: Delivery) {
     if retry {
         let delay = config.backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
         tracing::debug!(delivery = %id, attempts, ?delay, "webhooks: retrying");
-        if let Err(e) = schedule(ctx.clone(), config, d, delay) {
+        if let Err(e) = schedule(deliverer.clone(), d, delay) {
             tracing::warn!(delivery = %id, error = %e, "webhooks: cannot schedule a retry");
         }
     }
