@@ -20,6 +20,7 @@
 //! its authority; it keeps honest plugins honest and audits their mistakes.
 
 pub mod context;
+pub mod cron;
 pub mod demo;
 pub mod events;
 pub mod kv;
