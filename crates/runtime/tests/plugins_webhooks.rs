@@ -3,6 +3,10 @@
 //! `allowPrivateAddresses`). The receiver answers `500` once, then `200`: the delivery is
 //! retried, the signature is recomputed here, and the delivery log is read back over HTTP.
 //! With `--store sqlite:PATH` the delivery log survives a restart of `arcp serve`.
+//!
+//! The backoff schedule itself is checked in process and without waiting: the plugin is
+//! built with `Webhooks::with_sleep`, whose function records each delay and returns at once,
+//! so minutes of configured backoff take no time and the recorded delays are exact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,6 +14,7 @@ mod common;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -19,6 +24,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use plugin_api::{Format, Origin};
+use runtime::plugins::webhooks::Webhooks;
+use runtime::plugins::{Plugins, RouteRequest};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -28,6 +36,12 @@ const SECRET: &str = "test-secret";
 
 /// A receiver: the first request gets `500`, later ones `200`; every request is reported.
 async fn receiver() -> (u16, mpsc::UnboundedReceiver<(StatusCode, Option<String>, Bytes)>) {
+    receiver_failing(1).await
+}
+
+/// A receiver: the first `failures` requests get `500`, later ones `200`; every request is
+/// reported.
+async fn receiver_failing(failures: usize) -> (u16, mpsc::UnboundedReceiver<(StatusCode, Option<String>, Bytes)>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -42,7 +56,7 @@ async fn receiver() -> (u16, mpsc::UnboundedReceiver<(StatusCode, Option<String>
                     async move {
                         let sig = req.headers().get("x-arcp-signature").map(|v| v.to_str().unwrap().to_owned());
                         let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let status = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let status = if seen.fetch_add(1, Ordering::SeqCst) < failures {
                             StatusCode::INTERNAL_SERVER_ERROR
                         } else {
                             StatusCode::OK
@@ -163,7 +177,7 @@ async fn the_delivery_log_survives_a_restart_on_sqlite() {
     let store = format!("sqlite:{}", dir.join("arcp.db").display());
     let args = ["--token", "t", "--store", store.as_str(), "--plugins-policy", policy.to_str().unwrap()];
 
-    let (arcp, url) = serve(&args).await;
+    let (mut arcp, url) = serve(&args).await;
     let base = url.strip_prefix("ws://").unwrap().strip_suffix("/arcp").unwrap().to_owned();
     let mut c = Client::connect(&url).await;
     c.hello("t").await;
@@ -171,7 +185,9 @@ async fn the_delivery_log_survives_a_restart_on_sqlite() {
     c.until_terminal(&job).await;
     let before = delivered(&base).await;
     assert_eq!(before["deliveries"][0]["job_id"], job.as_str());
-    drop((c, arcp));
+    drop(c);
+    // Killed and reaped: the database lock is free for the next process.
+    arcp.child.kill().await.unwrap();
 
     // A new process over the same database file.
     let (_arcp, url) = serve(&args).await;
@@ -180,6 +196,104 @@ async fn the_delivery_log_survives_a_restart_on_sqlite() {
     assert_eq!(after, before, "the delivery log is the one written before the restart");
     let _ = std::fs::remove_file(&policy);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `webhooks` loaded in process (no runtime: events are published directly), delivering to
+/// a receiver on `port` with minutes of backoff, every delay recorded instead of waited.
+async fn webhooks_recording_delays(port: u16, max_attempts: u32) -> (Plugins, mpsc::UnboundedReceiver<Duration>) {
+    let policy = plugin_api::load_policy(
+        &json!({"plugins": {"webhooks": {
+            "enabled": true,
+            "grant": ["http.outbound", "session.events", "storage.kv", "scheduler", "routes"],
+            "outboundHosts": ["localhost"],
+            "allowPrivateAddresses": true,
+            "config": {
+                "endpoints": [{"url": format!("http://localhost:{port}/hook"), "secret": SECRET}],
+                "initialBackoffMs": 60_000,
+                "maxBackoffMs": 150_000,
+                "maxAttempts": max_attempts
+            }
+        }}})
+        .to_string(),
+        Format::Json,
+    )
+    .unwrap();
+    let (tx, delays) = mpsc::unbounded_channel();
+    let plugin = Webhooks::with_sleep(move |delay| {
+        let _ = tx.send(delay);
+        async {}
+    });
+    let plugins = Plugins::load(&policy, vec![(Arc::new(plugin), Origin::Builtin)]).await.unwrap();
+    plugins.publish(arcp_server::JobLifecycle {
+        kind: arcp_server::LifecycleKind::Error,
+        job_id: "job_1".into(),
+        session_id: "sess_1".into(),
+        principal: "alice".into(),
+        agent: "echo".into(),
+        payload: json!({"code": "INTERNAL_ERROR"}),
+        at_millis: 1,
+    });
+    (plugins, delays)
+}
+
+/// The first delivery record once its status is `status`.
+async fn record_when(plugins: &Plugins, status: &str) -> Value {
+    let req = || RouteRequest {
+        method: hyper::Method::GET,
+        path: "/plugins/webhooks/deliveries".to_owned(),
+        query: None,
+        headers: hyper::HeaderMap::new(),
+        body: Bytes::new(),
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log: Value = serde_json::from_slice(&plugins.dispatch(req()).await.body).unwrap();
+        if log["deliveries"][0]["status"] == status {
+            return log["deliveries"][0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {status}: {log}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn retries_follow_the_backoff_schedule_without_waiting_for_it() {
+    let started = std::time::Instant::now();
+    let (port, mut received) = receiver_failing(3).await;
+    let (plugins, mut delays) = webhooks_recording_delays(port, 5).await;
+    let record = record_when(&plugins, "delivered").await;
+    assert_eq!((record["attempts"].as_u64(), record["last_result"].as_u64()), (Some(4), Some(200)), "{record}");
+    // 60 s, then doubled, then capped at 150 s: 5.5 minutes of backoff, none of it waited.
+    let mut got = Vec::new();
+    while let Ok(d) = delays.try_recv() {
+        got.push(d);
+    }
+    assert_eq!(got, [Duration::from_secs(60), Duration::from_secs(120), Duration::from_secs(150)]);
+    let mut statuses = Vec::new();
+    let mut bodies = Vec::new();
+    while let Ok((status, sig, body)) = received.try_recv() {
+        assert_eq!(sig.as_deref(), Some(expected_signature(&body).as_str()));
+        statuses.push(status.as_u16());
+        bodies.push(body);
+    }
+    assert_eq!(statuses, [500, 500, 500, 200]);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every attempt sends the same bytes");
+    assert!(started.elapsed() < Duration::from_secs(5), "the backoff was not waited: {:?}", started.elapsed());
+    plugins.teardown().await;
+}
+
+#[tokio::test]
+async fn a_delivery_fails_after_max_attempts() {
+    let (port, _received) = receiver_failing(usize::MAX).await;
+    let (plugins, mut delays) = webhooks_recording_delays(port, 3).await;
+    let record = record_when(&plugins, "failed").await;
+    assert_eq!((record["attempts"].as_u64(), record["last_result"].as_u64()), (Some(3), Some(500)), "{record}");
+    let mut got = Vec::new();
+    while let Ok(d) = delays.try_recv() {
+        got.push(d);
+    }
+    assert_eq!(got, [Duration::from_secs(60), Duration::from_secs(120)], "no delay after the last attempt");
+    plugins.teardown().await;
 }
 
 async fn http_get(authority: &str, path: &str) -> Value {

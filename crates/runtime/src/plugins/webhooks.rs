@@ -37,9 +37,13 @@
 //! sqlite:…` or PostgreSQL) they survive a restart; numbering continues after the newest
 //! record. A delivery still `pending` or `retrying` when the runtime stopped is not resumed
 //! (its body is not stored): at the next start it is recorded as `interrupted`.
+//!
+//! The delays between attempts are waited with [`Webhooks::with_sleep`]'s function when one
+//! is given (tests record them and return at once), else on the `scheduler`'s timer.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -156,16 +160,40 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     out
 }
 
+/// Waits out a retry delay (see [`Webhooks::with_sleep`]).
+pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// The webhooks plugin.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Webhooks {
     seq: Arc<AtomicU64>,
+    sleep: Option<Sleep>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks").field("custom_sleep", &self.sleep.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Webhooks {
+    /// A webhooks plugin that waits out each retry delay with `sleep` instead of the
+    /// scheduler's timer: tests record the delays and return at once, so the backoff
+    /// schedule is checked without waiting for it.
+    pub fn with_sleep<F, Fut>(sleep: F) -> Self
+    where
+        F: Fn(Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self { seq: Arc::default(), sleep: Some(Arc::new(move |d| Box::pin(sleep(d)))) }
+    }
 }
 
 /// What every delivery of one loaded plugin shares.
 struct Deliverer {
     ctx: PluginContext,
     config: Config,
+    sleep: Option<Sleep>,
 }
 
 /// The number of the newest stored delivery (0 if none); records left `pending` or
@@ -226,7 +254,7 @@ impl Plugin for Webhooks {
         })?;
         let mut events = ctx.session_events().subscribe()?;
         let seq = self.seq.clone();
-        let deliverer = Arc::new(Deliverer { ctx, config });
+        let deliverer = Arc::new(Deliverer { ctx, config, sleep: self.sleep.clone() });
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
@@ -296,7 +324,13 @@ async fn enqueue(deliverer: &Arc<Deliverer>, seq: &AtomicU64, e: &JobLifecycle) 
 /// The next attempt of `d`, after `delay`.
 fn schedule(deliverer: Arc<Deliverer>, d: Delivery, delay: Duration) -> Result<(), PluginError> {
     let ctx = deliverer.ctx.clone();
-    ctx.scheduler().after(delay, attempt(deliverer, d))
+    match deliverer.sleep.clone() {
+        Some(sleep) if !delay.is_zero() => ctx.scheduler().after(Duration::ZERO, async move {
+            sleep(delay).await;
+            attempt(deliverer, d).await;
+        }),
+        _ => ctx.scheduler().after(delay, attempt(deliverer, d)),
+    }
 }
 
 async fn attempt(deliverer: Arc<Deliverer>, mut d: Delivery) {
