@@ -313,6 +313,7 @@ async fn an_untrusted_certificate_is_refused() {
     assert_eq!(e.reason(), "tls_failed", "{e}");
     assert!(e.to_string().contains("UnknownIssuer"), "{e}");
     assert!(seen.try_recv().is_err(), "no request reached the server");
+    assert!(plugins.audit().iter().any(|r| r.reason == "tls_failed"), "audited: {:?}", plugins.audit());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,7 +12,7 @@
 //! 4. for `https`, TLS runs over that connection ([`super::tls::OutboundTls`]: the system CA
 //!    bundle plus the certificates the embedder added); SNI and certificate verification use
 //!    the URL's **host name**, never the pinned IP address, so the certificate must name the
-//!    host the allowlist admitted (a failure is `tls_failed`);
+//!    host the allowlist admitted (a failure is `tls_failed`, audited);
 //! 5. hyper's HTTP/1 client runs over it with the original `Host` header.
 //!
 //! Redirects are re-checked from step 1. A redirect from `https` to `http` (a downgrade) is
@@ -176,7 +176,15 @@ impl Http<'_> {
             let (host, addrs) = self.check(&url).await?;
             let exchange =
                 Exchange { host: &host, url: &url, method: &method, headers: &headers, body: body.clone(), max_body };
-            let resp = send(&addrs, &self.ctx.inner.shared.tls, exchange).await?;
+            let resp = match send(&addrs, &self.ctx.inner.shared.tls, exchange).await {
+                Ok(resp) => resp,
+                Err(e @ PluginError::Tls(_)) => {
+                    // A certificate that does not verify may be an interception: audited.
+                    self.ctx.audit("tls_failed", e.to_string());
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let redirect = matches!(resp.status.as_u16(), 301 | 302 | 303 | 307 | 308);
             if !redirect {
                 return Ok(resp);
