@@ -99,6 +99,7 @@ impl std::fmt::Debug for Target {
 pub struct Ctx {
     target: Target,
     other_principal_token: Option<String>,
+    caps: BufferCaps,
 }
 
 impl Ctx {
@@ -134,6 +135,11 @@ impl Ctx {
         self.other_principal_token.as_deref()
     }
 
+    /// The target's per-session buffer caps (§14), as the operator configured them.
+    pub fn buffer_caps(&self) -> BufferCaps {
+        self.caps
+    }
+
     /// A token of the same principal usable for a second session (may be the same token).
     pub fn same_principal_token(&self) -> &str {
         match &self.target {
@@ -150,9 +156,34 @@ pub struct RunOptions {
     /// A bearer token of a second principal (cross-principal cases, §6.6/§7.6); those cases
     /// are skipped without it.
     pub other_principal_token: Option<String>,
+    /// The target's per-session buffer caps, which the §14 cap cases drive past. Default: the
+    /// in-memory defaults (10 000 events, 16 MiB); a durable store's defaults are disk-sized,
+    /// so run the suite against a server configured with small caps and give them here.
+    pub buffer_caps: BufferCaps,
+}
+
+/// Per-session buffer caps of a target (spec §14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferCaps {
+    /// Buffered (unacknowledged) events per session.
+    pub events: u64,
+    /// Buffered bytes of encoded events per session.
+    pub bytes: u64,
+}
+
+impl Default for BufferCaps {
+    fn default() -> Self {
+        BufferCaps { events: 10_000, bytes: 16 << 20 }
+    }
 }
 
 impl RunOptions {
+    /// Sets [`buffer_caps`](Self::buffer_caps).
+    pub fn with_buffer_caps(mut self, caps: BufferCaps) -> Self {
+        self.buffer_caps = caps;
+        self
+    }
+
     /// Sets [`other_principal_token`](Self::other_principal_token).
     pub fn with_other_principal_token(mut self, token: impl Into<String>) -> Self {
         self.other_principal_token = Some(token.into());
@@ -167,7 +198,8 @@ pub async fn run(target: Target, filter: Option<&str>) -> Report {
 
 /// [`run`] with [`RunOptions`].
 pub async fn run_with(target: Target, filter: Option<&str>, options: RunOptions) -> Report {
-    let ctx = Ctx { target: target.clone(), other_principal_token: options.other_principal_token };
+    let ctx =
+        Ctx { target: target.clone(), other_principal_token: options.other_principal_token, caps: options.buffer_caps };
     let mut report = Report { target: format!("{target:?}"), results: Vec::new() };
     for case in all_cases() {
         if filter.is_some_and(|f| !case.id.contains(f)) {

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arcp_server::store::memory::{DEFAULT_MAX_BYTES_PER_SESSION, DEFAULT_MAX_EVENTS_PER_SESSION};
 use arcp_server::store::postgres::{PgOptions, PgStore};
 use arcp_server::store::sqlite::{SqliteOptions, SqliteStore};
 use arcp_server::{Runtime, RuntimeBuilder, StaticBearerVerifier};
@@ -37,7 +38,15 @@ async fn run_all(runtime: Runtime, store: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_on_sqlite_stores() {
     let dir = std::env::temp_dir().join(format!("arcp-conformance-sqlite-{}", std::process::id()));
-    let store = SqliteStore::open(dir.join("arcp.db"), SqliteOptions::default()).await.unwrap();
+    // The suite's §14 cases check the default caps of the in-memory log (10 000 events,
+    // 16 MiB): give the durable store those, so its cap enforcement is exercised too (its own
+    // defaults are disk-sized).
+    let options = SqliteOptions {
+        max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
+        max_bytes_per_session: DEFAULT_MAX_BYTES_PER_SESSION,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.join("arcp.db"), options).await.unwrap();
     let runtime = builder()
         .event_log(store.event_log())
         .resume_store(store.resume_store())
@@ -60,7 +69,14 @@ async fn every_case_passes_on_postgres_stores() {
     let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    let store = PgStore::connect(&url, PgOptions::default().with_schema(&schema)).await.unwrap();
+    let store = PgStore::connect(
+        &url,
+        PgOptions::default()
+            .with_schema(&schema)
+            .with_event_caps(DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_BYTES_PER_SESSION),
+    )
+    .await
+    .unwrap();
     let runtime = builder()
         .event_log(store.event_log())
         .resume_store(store.resume_store())

@@ -1,12 +1,23 @@
-//! `cargo xtask bench [--quick]`: runs the benchmark workloads in release and records them
-//! in `docs/benchmarks.md`.
+//! `cargo xtask bench [--quick] [--only GROUP,…]`: runs the benchmark workloads in release
+//! and records them in `docs/benchmarks.md`.
 //!
-//! Today one workload: the stores (`crates/arcp-server/benches/stores.rs`, events/s appended,
-//! streamed and replayed on memory, SQLite and PostgreSQL; PostgreSQL from
-//! `ARCP_BENCH_DATABASE_URL` or `ARCP_TEST_DATABASE_URL`). The file is made of sections between
-//! markers, `<!-- bench:NAME:begin -->` … `<!-- bench:NAME:end -->`: this command rewrites the
-//! `machine` and `stores` sections and leaves everything else alone, so later workloads add
-//! sections of their own.
+//! Groups (each a module below; `--only` picks some):
+//! - `stores`: the in-process store bench (`crates/arcp-server/benches/stores.rs`, events/s
+//!   appended, streamed and replayed on memory, SQLite and PostgreSQL; PostgreSQL from
+//!   `ARCP_BENCH_DATABASE_URL` or `ARCP_TEST_DATABASE_URL`);
+//! - `network` ([`network`]): ARCP over WebSocket against the release `arcp serve`, driven by
+//!   the separate `arcp-loadgen` process, each against a bare baseline run in the same run;
+//! - `channel` ([`channel`]): the HTTP channel against a bare hyper server;
+//! - `python` ([`python`]): the same ARCP workloads against the Python reference runtime.
+//!
+//! The file is made of sections between markers, `<!-- bench:NAME:begin -->` …
+//! `<!-- bench:NAME:end -->`: this command rewrites the `machine` section and those of the
+//! groups it ran, and leaves everything else alone.
+
+mod channel;
+mod network;
+mod procs;
+mod python;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,7 +26,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "cargo xtask bench [--quick]";
+const USAGE: &str = "cargo xtask bench [--quick] [--only stores,network,channel,python]";
+
+/// Every group, in the order they run.
+const GROUPS: [&str; 4] = ["stores", "network", "channel", "python"];
 
 /// The document the results go to, relative to the workspace root.
 const DOC: &str = "docs/benchmarks.md";
@@ -24,17 +38,48 @@ const DOC: &str = "docs/benchmarks.md";
 #[derive(Debug, Default)]
 pub(crate) struct Args {
     quick: bool,
+    /// The groups to run (all when empty).
+    only: Vec<String>,
 }
 
 pub(crate) fn parse(args: &[&str]) -> Result<Args> {
     let mut out = Args::default();
-    for a in args {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
         match *a {
             "--quick" => out.quick = true,
+            "--only" => {
+                let Some(list) = args.next() else { bail!("--only needs a list (usage: {USAGE})") };
+                for group in list.split(',').filter(|g| !g.is_empty()) {
+                    if !GROUPS.contains(&group) {
+                        bail!("unknown group {group:?}: the groups are {}", GROUPS.join(", "));
+                    }
+                    out.only.push(group.to_owned());
+                }
+            }
             other => bail!("unknown argument {other:?} (usage: {USAGE})"),
         }
     }
     Ok(out)
+}
+
+impl Args {
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
+}
+
+/// What every group gets: where things are and how big to go.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// The workspace root.
+    pub(crate) root: PathBuf,
+    /// `--quick`: smaller loads, fewer repeats (the whole run in under 5 minutes).
+    pub(crate) quick: bool,
+    /// The release binaries.
+    pub(crate) bins: procs::Bins,
+    /// A scratch directory for this run (stores, logs), removed at the end.
+    pub(crate) scratch: PathBuf,
 }
 
 pub(crate) fn run(root: &Path, args: Args) -> Result<()> {
@@ -42,18 +87,42 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<()> {
     println!("{machine}");
     warn_if_busy();
 
-    let stores = run_stores_bench(root, args.quick)?;
+    let mut sections: Vec<(String, String)> = vec![("machine".into(), machine)];
+    if args.runs("stores") {
+        sections.push(("stores".into(), run_stores_bench(root, args.quick)?));
+    }
+    if ["network", "channel", "python"].iter().any(|g| args.runs(g)) {
+        let scratch = temp_path("scratch");
+        fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        let ctx = Ctx { root: root.to_owned(), quick: args.quick, bins: procs::Bins::build(root)?, scratch };
+        let result = (|| -> Result<()> {
+            if args.runs("network") {
+                sections.extend(network::run(&ctx)?);
+            }
+            if args.runs("channel") {
+                sections.extend(channel::run(&ctx)?);
+            }
+            if args.runs("python") {
+                sections.extend(python::run(&ctx)?);
+            }
+            Ok(())
+        })();
+        let _ = fs::remove_dir_all(&ctx.scratch);
+        result?;
+    }
 
     let doc_path = root.join(DOC);
-    let doc = match fs::read_to_string(&doc_path) {
+    let mut doc = match fs::read_to_string(&doc_path) {
         Ok(doc) => doc,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => skeleton(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", doc_path.display())),
     };
-    let doc = replace_section(&doc, "machine", &machine)?;
-    let doc = replace_section(&doc, "stores", &stores)?;
+    for (name, body) in &sections {
+        doc = replace_section(&doc, name, body)?;
+    }
     fs::write(&doc_path, doc).with_context(|| format!("writing {}", doc_path.display()))?;
-    println!("updated {DOC} (sections: machine, stores)");
+    let names: Vec<&str> = sections.iter().map(|(n, _)| n.as_str()).collect();
+    println!("updated {DOC} (sections: {})", names.join(", "));
     Ok(())
 }
 
@@ -81,7 +150,7 @@ fn run_stores_bench(root: &Path, quick: bool) -> Result<String> {
     section.with_context(|| format!("the stores bench wrote no table to {}", markdown.display()))
 }
 
-fn temp_path(name: &str) -> PathBuf {
+pub(crate) fn temp_path(name: &str) -> PathBuf {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     std::env::temp_dir().join(format!("arcp-xtask-bench-{}-{nanos}-{name}", std::process::id()))
 }
@@ -240,7 +309,7 @@ fn rustc_version() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn load_average() -> Option<String> {
+pub(crate) fn load_average() -> Option<String> {
     let s = fs::read_to_string("/proc/loadavg").ok()?;
     Some(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
@@ -312,5 +381,9 @@ mod tests {
         assert!(parse(&["--quick"]).unwrap().quick);
         assert!(!parse(&[]).unwrap().quick);
         assert!(parse(&["--fast"]).is_err());
+        let a = parse(&["--only", "network,channel"]).unwrap();
+        assert!(a.runs("network") && a.runs("channel") && !a.runs("stores"));
+        assert!(parse(&["--only", "nope"]).is_err());
+        assert!(parse(&["--only"]).is_err());
     }
 }

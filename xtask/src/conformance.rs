@@ -8,7 +8,9 @@
 //! suite against that server, `--channel` the channel suite (over HTTP, SSE and WebSocket)
 //! against that base URL; give both to run both. `--token` is the bearer key for either
 //! (default: `$ARCP_TOKEN`); `--other-token` is a key of a second principal, for the
-//! cross-principal cases of `--url` (skipped without it).
+//! cross-principal cases of `--url` (skipped without it). `--max-buffered-events N` and
+//! `--max-buffered-bytes B` tell the §14 cap cases the server's caps (`arcp serve` takes the
+//! same flags; default 10 000 and 16 MiB, the in-memory store's).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,9 +32,10 @@ pub(crate) struct Args {
     other_token: Option<String>,
     filter: Option<String>,
     write_md: bool,
+    caps: conformance::BufferCaps,
 }
 
-const USAGE: &str = "cargo xtask conformance [--url ws://HOST:PORT/arcp] [--channel http://HOST:PORT] [--token T] [--other-token T2] [--filter S] [--write-md]";
+const USAGE: &str = "cargo xtask conformance [--url ws://HOST:PORT/arcp] [--channel http://HOST:PORT] [--token T] [--other-token T2] [--max-buffered-events N] [--max-buffered-bytes B] [--filter S] [--write-md]";
 
 pub(crate) fn parse(args: &[&str]) -> Result<Args> {
     let mut out = Args::default();
@@ -46,6 +49,12 @@ pub(crate) fn parse(args: &[&str]) -> Result<Args> {
             "--token" => out.token = Some(value()?),
             "--other-token" => out.other_token = Some(value()?),
             "--filter" => out.filter = Some(value()?),
+            "--max-buffered-events" => {
+                out.caps.events = value()?.parse().context("--max-buffered-events is a positive integer")?;
+            }
+            "--max-buffered-bytes" => {
+                out.caps.bytes = value()?.parse().context("--max-buffered-bytes is a positive integer")?;
+            }
             "--write-md" => out.write_md = true,
             other => bail!("unknown argument {other:?} (usage: {USAGE})"),
         }
@@ -63,9 +72,10 @@ const OTHER_PRINCIPAL_KEY: &str = "conformance-other";
 
 fn arcp_options(args: &Args) -> conformance::RunOptions {
     let other = if args.url.is_some() { args.other_token.clone() } else { Some(OTHER_PRINCIPAL_KEY.to_owned()) };
+    let options = conformance::RunOptions::default().with_buffer_caps(args.caps);
     match other {
-        Some(t) => conformance::RunOptions::default().with_other_principal_token(t),
-        None => conformance::RunOptions::default(),
+        Some(t) => options.with_other_principal_token(t),
+        None => options,
     }
 }
 

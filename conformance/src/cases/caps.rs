@@ -141,7 +141,8 @@ async fn s14_sessions_per_principal_cap_refuses_the_hello(ctx: Ctx) -> Result<()
 async fn s14_event_buffer_cap_terminates_the_session(ctx: Ctx) -> Result<(), Failure> {
     let (mut peer, welcome) = open(&ctx).await?;
     require_agent(&welcome, "count")?;
-    let n = 10_100;
+    let cap = ctx.buffer_caps().events;
+    let n = cap + 100;
     peer.send("job.submit", json!({"agent": "count", "input": {"n": n}}), json!({}))?;
     let error = loop {
         let v = peer.recv().await?;
@@ -149,12 +150,15 @@ async fn s14_event_buffer_cap_terminates_the_session(ctx: Ctx) -> Result<(), Fai
             break v;
         }
         if v["type"] == "job.result" || v["type"] == "job.error" {
-            return Err(format!("{SKIP} {} events were buffered (the cap is above the default)", peer.last_seq));
+            return Err(format!(
+                "{SKIP} {} events were buffered (the cap is above {cap}: give the target's cap in RunOptions::buffer_caps)",
+                peer.last_seq
+            ));
         }
     };
     ensure(is_cap_error(&error), format!("expected INTERNAL_ERROR retryable:true, got {error}"))?;
     ensure(peer.closes_within(Duration::from_secs(5)).await, "session.error closes")?;
-    ensure(peer.last_seq <= 10_000, format!("at most the cap was delivered, saw {}", peer.last_seq))?;
+    ensure(peer.last_seq <= cap, format!("at most the cap ({cap}) was delivered, saw {}", peer.last_seq))?;
     // Terminated: resuming is refused.
     let session = peer.session_id.clone().unwrap_or_default();
     let token = peer.resume_token.clone().unwrap_or_default();
@@ -172,9 +176,12 @@ async fn s14_event_bytes_cap_terminates_the_session(ctx: Ctx) -> Result<(), Fail
     let (mut peer, welcome) = open(&ctx).await?;
     require_feature(&welcome, "result_chunk")?;
     require_agent(&welcome, "chunks")?;
-    // 17 chunks of 1 MiB: more bytes than the cap, far fewer events than the event cap.
-    let chunk = 1u64 << 20;
-    peer.send("job.submit", json!({"agent": "chunks", "input": {"bytes": 17 * chunk, "chunk": chunk}}), json!({}))?;
+    // Chunks of a 16th of the cap (at most 1 MiB, the chunk cap), one more than fit: more
+    // bytes than the cap (17 MiB at the default 16 MiB), far fewer events than the event cap.
+    let cap = ctx.buffer_caps().bytes;
+    let chunk = (cap / 16).clamp(1, 1 << 20);
+    let bytes = (cap / chunk + 1) * chunk;
+    peer.send("job.submit", json!({"agent": "chunks", "input": {"bytes": bytes, "chunk": chunk}}), json!({}))?;
     let mut received = 0u64;
     let error = loop {
         let v = peer.recv().await?;
@@ -185,12 +192,14 @@ async fn s14_event_bytes_cap_terminates_the_session(ctx: Ctx) -> Result<(), Fail
             received += v["payload"]["body"]["data"].as_str().map_or(0, |d| d.len() as u64);
         }
         if v["type"] == "job.result" || v["type"] == "job.error" {
-            return Err(format!("{SKIP} 17 MiB of events were buffered (the cap is above the default)"));
+            return Err(format!(
+                "{SKIP} {bytes} bytes of events were buffered (the cap is above {cap}: give the target's cap in RunOptions::buffer_caps)"
+            ));
         }
     };
     ensure(is_cap_error(&error), format!("expected INTERNAL_ERROR retryable:true, got {error}"))?;
     ensure(peer.closes_within(Duration::from_secs(5)).await, "session.error closes")?;
-    ensure(received <= 16 * chunk, format!("at most the cap was delivered, got {received} bytes of chunks"))?;
+    ensure(received <= cap, format!("at most the cap ({cap}) was delivered, got {received} bytes of chunks"))?;
     ensure(received.is_multiple_of(chunk), format!("whole chunks only, never a truncated one: {received} bytes"))?;
     let session = peer.session_id.clone().unwrap_or_default();
     let token = peer.resume_token.clone().unwrap_or_default();

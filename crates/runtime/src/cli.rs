@@ -139,9 +139,43 @@ pub(crate) struct ServeArgs {
     /// Per-principal rate limits.
     #[command(flatten)]
     pub(crate) limits: RateLimitArgs,
+    /// Per-session resource caps (§14).
+    #[command(flatten)]
+    pub(crate) session_limits: SessionLimitArgs,
     /// How logs are written.
     #[command(flatten)]
     pub(crate) log: LogArgs,
+}
+
+/// Per-session and per-principal resource caps (spec §14). Hitting one is a typed error
+/// (`session.error INTERNAL_ERROR`, retryable), never a silent drop.
+#[derive(Debug, Args)]
+pub(crate) struct SessionLimitArgs {
+    /// Events a session may hold unacknowledged (buffered for replay) before it is ended with
+    /// `session.error INTERNAL_ERROR`. Default: 10000 with --store memory (they live in RAM),
+    /// 100000000 with SQLite and PostgreSQL (they live on disk).
+    #[arg(long, env = "ARCP_MAX_BUFFERED_EVENTS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_buffered_events: Option<u64>,
+    /// Bytes of encoded events a session may hold unacknowledged. Default: 16777216 (16 MiB)
+    /// with --store memory, 68719476736 (64 GiB) with SQLite and PostgreSQL.
+    #[arg(long, env = "ARCP_MAX_BUFFERED_BYTES", value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_buffered_bytes: Option<u64>,
+    /// Sessions one principal may have open (attached) at once; a further `session.hello` is
+    /// refused with `session.error INTERNAL_ERROR`. Resuming is not limited.
+    #[arg(long, env = "ARCP_MAX_SESSIONS_PER_PRINCIPAL", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_sessions_per_principal: u64,
+}
+
+impl SessionLimitArgs {
+    /// The buffered-events and buffered-bytes caps for a store whose defaults are
+    /// (`events`, `bytes`): the flags where given.
+    pub(crate) fn event_caps(&self, events: usize, bytes: usize) -> (usize, usize) {
+        let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        (self.max_buffered_events.map_or(events, to_usize), self.max_buffered_bytes.map_or(bytes, to_usize))
+    }
 }
 
 /// Per-principal rate limits (a token bucket per principal, shared by its ARCP submits and its

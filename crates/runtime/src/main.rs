@@ -170,7 +170,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let quota =
         rate_limit::quota(args.limits.rate_limit_per_sec, args.limits.rate_limit_burst).map_err(Failure::Usage)?;
-    let stores = store_choice::open(&spec).await?;
+    let stores = store_choice::open(&spec, &args.session_limits).await?;
     tracing::info!(store = %spec.describe(), node = %args.node_id, "store open");
     let (verifier, first_key) = verifier(static_token, &args.auth.principal, &stores.keys).await?;
     let plugins = Arc::new(load_plugins(args.plugins_policy.as_deref(), &stores).await?);
@@ -329,7 +329,18 @@ fn build_front(
             names.join(", ")
         )));
     }
-    let config = RuntimeConfig { node_id: args.node_id.clone(), ..RuntimeConfig::default() };
+    let defaults = RuntimeConfig::default();
+    // The in-memory log's caps (the durable stores got theirs when they were opened).
+    let (max_buffered_events, max_buffered_bytes) =
+        args.session_limits.event_caps(defaults.max_buffered_events, defaults.max_buffered_bytes);
+    let config = RuntimeConfig {
+        node_id: args.node_id.clone(),
+        max_buffered_events,
+        max_buffered_bytes,
+        max_sessions_per_principal: usize::try_from(args.session_limits.max_sessions_per_principal)
+            .unwrap_or(usize::MAX),
+        ..defaults
+    };
     let mut builder =
         Runtime::builder(ServeVerifier { keys: keys.clone(), inner: verifier.clone() }).config(config).agents(agents);
     if let Some(arcp) = stores.arcp {

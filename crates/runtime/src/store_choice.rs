@@ -126,8 +126,9 @@ impl Health {
     }
 }
 
-/// Opens (creating and migrating as needed) the stores `spec` names.
-pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
+/// Opens (creating and migrating as needed) the stores `spec` names; a durable store's
+/// per-session event caps are `limits`' where given, else its disk-sized defaults.
+pub(crate) async fn open(spec: &StoreSpec, limits: &crate::cli::SessionLimitArgs) -> anyhow::Result<OpenStores> {
     match spec {
         StoreSpec::Memory => Ok(OpenStores {
             arcp: None,
@@ -138,7 +139,11 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
         }),
         StoreSpec::Sqlite(path) => {
             let lock = lock_database(path)?;
-            let store = SqliteStore::open(path, SqliteOptions::default())
+            let defaults = SqliteOptions::default();
+            let (max_events_per_session, max_bytes_per_session) =
+                limits.event_caps(defaults.max_events_per_session, defaults.max_bytes_per_session);
+            let options = SqliteOptions { max_events_per_session, max_bytes_per_session, ..defaults };
+            let store = SqliteStore::open(path, options)
                 .await
                 .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
             let tokens = SqliteTokenStore::open(path)
@@ -162,7 +167,9 @@ pub(crate) async fn open(spec: &StoreSpec) -> anyhow::Result<OpenStores> {
             })
         }
         StoreSpec::Postgres(url) => {
-            let store = PgStore::connect(url, PgOptions::default())
+            let defaults = PgOptions::default();
+            let (events, bytes) = limits.event_caps(defaults.max_events_per_session, defaults.max_bytes_per_session);
+            let store = PgStore::connect(url, defaults.with_event_caps(events, bytes))
                 .await
                 .with_context(|| format!("cannot open the PostgreSQL store {}", redact(url)))?;
             let tokens = PgTokenStore::from_store(&store)

@@ -22,6 +22,12 @@ async fn every_conformance_case_passes_against_arcp_serve() {
         "--conformance-fixtures",
         "--store",
         &store,
+        // The durable store's caps are disk-sized by default: small ones, given to the suite
+        // too, so the §14 cap cases run (and the flags are checked).
+        "--max-buffered-events",
+        "3000",
+        "--max-buffered-bytes",
+        "4194304",
     ]);
     cmd.stderr(std::process::Stdio::null());
     let mut server = common::spawn_command(cmd);
@@ -29,7 +35,8 @@ async fn every_conformance_case_passes_against_arcp_serve() {
     let url =
         line.strip_prefix("arcp listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_owned();
     let target = conformance::Target::Url { url, token: "conformance-token".into() };
-    let report = conformance::run(target, None).await;
+    let caps = conformance::BufferCaps { events: 3000, bytes: 4 << 20 };
+    let report = conformance::run_with(target, None, conformance::RunOptions::default().with_buffer_caps(caps)).await;
     let text = report.render_text();
     println!("{text}");
     let (_, failed, _) = report.counts();

@@ -16,6 +16,16 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// The default cap of buffered events per session of the durable stores (SQLite, PostgreSQL):
+/// disk-sized, so a session that never acknowledges can run millions of jobs (runtime.md's
+/// endurance goal) while a runaway session still meets a typed
+/// [`StoreError::CapacityExceeded`] before it fills the disk. The in-memory log keeps
+/// RAM-sized caps ([`memory::DEFAULT_MAX_EVENTS_PER_SESSION`]).
+pub const DURABLE_MAX_EVENTS_PER_SESSION: usize = 100_000_000;
+/// The default cap of buffered event bytes (encoded frames) per session of the durable
+/// stores: 64 GiB (see [`DURABLE_MAX_EVENTS_PER_SESSION`]).
+pub const DURABLE_MAX_BYTES_PER_SESSION: usize = 64 << 30;
+
 pub use jobs::{AgentMatch, JobQuery, JobRecord, JobStore, JobUpdate, ListKey};
 pub use kv::{KvEntry, KvError, KvPage, KvQuery, KvStore, MemoryKvStore};
 

@@ -146,6 +146,13 @@ pub(crate) struct ConformanceArgs {
     /// (`http://HOST:PORT`; serve with --conformance-fixtures), with the same key.
     #[arg(long, value_name = "BASE_URL")]
     pub(crate) channel: Option<String>,
+    /// The server's --max-buffered-events, for the §14 cap cases (they skip when the cap is
+    /// higher than this). Serve with a small cap to run them against a durable store.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_buffered_events: u64,
+    /// The server's --max-buffered-bytes, for the §14 cap cases.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_buffered_bytes: u64,
     /// The runtime.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,

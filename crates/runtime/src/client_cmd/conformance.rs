@@ -27,7 +27,8 @@ pub(crate) async fn run(args: ConformanceArgs) -> Result<(), Failure> {
     let client = connect(&args.connect).await?;
     let _ = client.close().await;
     let token = key(&args.connect).unwrap_or_default().to_owned();
-    let mut options = RunOptions::default();
+    let caps = conformance::BufferCaps { events: args.max_buffered_events, bytes: args.max_buffered_bytes };
+    let mut options = RunOptions::default().with_buffer_caps(caps);
     if let Some(other) = args.other_key.as_deref().filter(|k| !k.is_empty()) {
         options = options.with_other_principal_token(other);
     }

@@ -98,8 +98,8 @@ use tokio::sync::broadcast;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::memory::{DEFAULT_MAX_BYTES_PER_SESSION, DEFAULT_MAX_EVENTS_PER_SESSION};
 use super::{AppendNotice, StoreError};
+use super::{DURABLE_MAX_BYTES_PER_SESSION, DURABLE_MAX_EVENTS_PER_SESSION};
 
 pub use events::PgEventLog;
 pub use idempotency::PgIdempotencyStore;
@@ -128,10 +128,11 @@ pub struct PgOptions {
     /// The longest a call waits for a free pooled connection before failing with
     /// [`StoreError::Unavailable`].
     pub acquire_timeout: Duration,
-    /// The most buffered events per session (like
-    /// [`MemoryEventLog`](super::memory::MemoryEventLog)).
+    /// The most buffered events per session. Default
+    /// [`DURABLE_MAX_EVENTS_PER_SESSION`](super::DURABLE_MAX_EVENTS_PER_SESSION).
     pub max_events_per_session: usize,
-    /// The most buffered bytes of encoded frames per session.
+    /// The most buffered bytes of encoded frames per session. Default
+    /// [`DURABLE_MAX_BYTES_PER_SESSION`](super::DURABLE_MAX_BYTES_PER_SESSION).
     pub max_bytes_per_session: usize,
     /// How many [`AppendNotice`]s a slow [`PgStore::appends`] receiver may fall behind before
     /// it is told it lagged.
@@ -145,8 +146,8 @@ impl Default for PgOptions {
             schema: None,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(10),
-            max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
-            max_bytes_per_session: DEFAULT_MAX_BYTES_PER_SESSION,
+            max_events_per_session: DURABLE_MAX_EVENTS_PER_SESSION,
+            max_bytes_per_session: DURABLE_MAX_BYTES_PER_SESSION,
             notice_capacity: 4096,
         }
     }

@@ -58,7 +58,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
-use super::memory::{DEFAULT_MAX_BYTES_PER_SESSION, DEFAULT_MAX_EVENTS_PER_SESSION};
+use super::{DURABLE_MAX_BYTES_PER_SESSION, DURABLE_MAX_EVENTS_PER_SESSION};
 
 pub use events::SqliteEventLog;
 pub use idempotency::SqliteIdempotencyStore;
@@ -102,8 +102,10 @@ pub struct SqliteOptions {
     /// or the channel token store on the same file) before failing.
     pub busy_timeout: Duration,
     /// Cap of buffered events per session ([`StoreError::CapacityExceeded`] beyond it).
+    /// Default [`DURABLE_MAX_EVENTS_PER_SESSION`](super::DURABLE_MAX_EVENTS_PER_SESSION).
     pub max_events_per_session: usize,
-    /// Cap of buffered event bytes (encoded frames) per session.
+    /// Cap of buffered event bytes (encoded frames) per session. Default
+    /// [`DURABLE_MAX_BYTES_PER_SESSION`](super::DURABLE_MAX_BYTES_PER_SESSION).
     pub max_bytes_per_session: usize,
     /// Read-only connections for concurrent reads (at least 1).
     pub readers: usize,
@@ -119,8 +121,8 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
-            max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
-            max_bytes_per_session: DEFAULT_MAX_BYTES_PER_SESSION,
+            max_events_per_session: DURABLE_MAX_EVENTS_PER_SESSION,
+            max_bytes_per_session: DURABLE_MAX_BYTES_PER_SESSION,
             readers: 4,
             max_batch: 512,
             group_commit_window: Duration::from_millis(2),
