@@ -352,7 +352,7 @@ fn section(env: &PyEnv, plan: Plan, rtt: &Outcome, stream: &Outcome, idle: &Outc
          behind its own WebSocket server as its `arcp serve` CLI runs it, in-memory event log, plain \
          asyncio), one after the other, each workload on fresh servers. The reference runs on one \
          core (one asyncio loop); ours uses every core. Ratios are arcp-rs ÷ Python: above 1× is \
-         better for rates, below 1× is better for memory.\n",
+         better for rates, below 1× for latency and memory.\n",
         if plan.stream_events >= 100_000 { "Full" } else { "Quick" },
         env.package,
         env.python_version,
