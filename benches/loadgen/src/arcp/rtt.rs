@@ -35,14 +35,17 @@ pub(crate) async fn run(
     let addr = conn::resolve(url).await?;
     let mut conns = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        conns.push(Conn::session(url, addr, None, token, &[]).await?);
+        // `ack` (acknowledged every `ACK_EVERY` events) keeps a long run under the server's
+        // buffered-event caps, as a real client would; the baseline ignores the acks.
+        conns.push(Conn::session(url, addr, None, token, &["ack"]).await?);
     }
     let measuring = Arc::new(AtomicBool::new(warmup <= 0.0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(sessions);
     for (conn, welcome) in conns {
         let (measuring, stop) = (measuring.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move { session(conn, welcome.session_id, measuring, stop).await }));
+        let ack = welcome.has("ack");
+        tasks.push(tokio::spawn(async move { session(conn, welcome.session_id, ack, measuring, stop).await }));
     }
     if warmup > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
@@ -79,6 +82,10 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// Acknowledge after this many events (when `ack` is negotiated): below the default
+/// back-pressure threshold (1000), so no `back_pressure` status events join the stream.
+const ACK_EVERY: u64 = 500;
+
 /// `USER_HZ`, the unit of `/proc/PID/stat` times (100 on every Linux this runs on).
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
@@ -102,15 +109,21 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 async fn session(
     mut conn: Conn,
     session_id: String,
+    ack: bool,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> Result<Tally> {
     let input = json!({"hello": "world"});
     let mut tally = Tally::default();
+    let (mut last_seq, mut acked) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
         conn.send(frames::submit(&session_id, "echo", &input)).await?;
-        let ok = wait_terminal(&mut conn, &session_id).await?;
+        let ok = wait_terminal(&mut conn, &session_id, &mut last_seq).await?;
+        if ack && last_seq >= acked + ACK_EVERY {
+            conn.send(frames::ack(&session_id, last_seq)).await?;
+            acked = last_seq;
+        }
         if measuring.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
             tally.latencies.record(sent.elapsed());
             tally.jobs += 1;
@@ -123,10 +136,14 @@ async fn session(
 
 /// Reads frames until the job's `job.result` (`true`) or `job.error` (`false`); a
 /// `session.error` or a closed connection is an error. Pings (heartbeat) are answered.
-async fn wait_terminal(conn: &mut Conn, session_id: &str) -> Result<bool> {
+/// `last_seq` follows the `event_seq`s received.
+async fn wait_terminal(conn: &mut Conn, session_id: &str, last_seq: &mut u64) -> Result<bool> {
     loop {
         let frame = conn.expect().await?;
         let head = Head::parse(&frame)?;
+        if let Some(seq) = head.event_seq {
+            *last_seq = seq;
+        }
         match head.kind.as_ref() {
             "job.result" => return Ok(true),
             "job.error" => return Ok(false),
