@@ -263,12 +263,20 @@ pub(crate) async fn turns(url: &str, bearer: &str, sessions: usize, seconds: f64
 
 /// `channel idle`: creates `sessions` sessions over `connections` keep-alive connections as
 /// fast as it can and leaves them (no connection is kept: they live in the token store).
-pub(crate) async fn idle(url: &str, bearer: &str, sessions: u64, connections: usize) -> Result<Value> {
+/// With `max_seconds` it stops creating once that much time has passed (a slow store).
+pub(crate) async fn idle(
+    url: &str,
+    bearer: &str,
+    sessions: u64,
+    connections: usize,
+    max_seconds: Option<f64>,
+) -> Result<Value> {
     let base = Arc::new(Target::parse(url)?);
     let bearer: Arc<str> = bearer.into();
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(Errors::default());
     let began = Instant::now();
+    let deadline = max_seconds.map(|s| began + Duration::from_secs_f64(s.max(0.0)));
     let mut workers = Vec::with_capacity(connections);
     for _ in 0..connections.max(1) {
         let (base, bearer, next, errors) = (base.clone(), bearer.clone(), next.clone(), errors.clone());
@@ -277,7 +285,10 @@ pub(crate) async fn idle(url: &str, bearer: &str, sessions: u64, connections: us
             let mut conn: Option<Conn> = None;
             // Gives up after this many errors in a row (a server that refuses every start).
             let mut failures_in_a_row = 0u32;
-            while next.fetch_add(1, Ordering::Relaxed) < sessions && failures_in_a_row < 100 {
+            while deadline.is_none_or(|d| Instant::now() < d)
+                && failures_in_a_row < 100
+                && next.fetch_add(1, Ordering::Relaxed) < sessions
+            {
                 let c = match conn.as_mut() {
                     Some(c) => c,
                     None => match Conn::connect(&base, Some(&bearer)).await {

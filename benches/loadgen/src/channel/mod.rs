@@ -57,7 +57,7 @@ enum Command {
         time: Time,
     },
     /// Creates N channel sessions as fast as it can and leaves them idle in the token store.
-    /// Result: {sessions, seconds, errors}.
+    /// Result: {sessions (created), seconds, errors}.
     Idle {
         #[command(flatten)]
         server: ServerArgs,
@@ -67,6 +67,9 @@ enum Command {
         /// Over how many concurrent connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Stop creating after this many seconds (the result says how many were created).
+        #[arg(long)]
+        max_seconds: Option<f64>,
     },
 }
 
@@ -105,8 +108,8 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
             Command::Turns { server, sessions, time } => {
                 load::turns(&server.url, &server.token, sessions, time.seconds, time.warmup_seconds).await?
             }
-            Command::Idle { server, sessions, connections } => {
-                load::idle(&server.url, &server.token, sessions, connections).await?
+            Command::Idle { server, sessions, connections, max_seconds } => {
+                load::idle(&server.url, &server.token, sessions, connections, max_seconds).await?
             }
         };
         crate::report::emit(&result);
